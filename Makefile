@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test lint format install migrate seed worker clean-data
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: embedded PostgreSQL (unless DATABASE_URL), migrate, demo data, web + Celery worker/beat.
+run: $(STAMP)
+	$(BIN)/python deploy/scripts/run_dev.py
+
+## make test: ruff, then the whole pytest suite (DATABASE_URL if set, else embedded PostgreSQL).
+test: $(STAMP)
+	bash deploy/scripts/ensure_test_deps.sh
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate && $(BIN)/python manage.py createcachetable
+
+seed: migrate
+	$(BIN)/python manage.py seed_demo
+
+clean-data:
+	$(BIN)/python -c "from config import embedded; embedded.stop_database()" || true
+	rm -rf .data

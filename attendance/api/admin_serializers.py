@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import zoneinfo
+
+from rest_framework import serializers
+
+from common import roles
+from common.net import ip_allowed
+
+
+class RoleInputSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=[*roles.SHORT_NAMES, *roles.ALL])
+
+
+class BatchRoleInputSerializer(RoleInputSerializer):
+    userIds = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=5000
+    )
+    employeeNos = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=5000
+    )
+
+    def validate(self, attrs):
+        if not attrs.get("userIds") and not attrs.get("employeeNos"):
+            raise serializers.ValidationError({"userIds": ["Give userIds or employeeNos."]})
+        return attrs
+
+
+class BatchRoleResultSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    requested = serializers.IntegerField()
+    updated = serializers.ListField(child=serializers.CharField())
+    unchanged = serializers.ListField(child=serializers.CharField())
+    missing = serializers.ListField(child=serializers.CharField())
+    inactive = serializers.ListField(child=serializers.CharField())
+
+
+class AdminUserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.CharField()
+    isActive = serializers.BooleanField(source="is_active")
+    lastLogin = serializers.DateTimeField(source="last_login", allow_null=True)
+    employee = serializers.SerializerMethodField()
+    roles = serializers.SerializerMethodField()
+
+    def get_employee(self, user) -> dict | None:
+        employee = getattr(user, "employee", None)
+        if employee is None:
+            return None
+        return {
+            "id": employee.pk,
+            "employeeNo": employee.employee_no,
+            "name": employee.name,
+            "department": employee.department,
+            "isActive": employee.is_active,
+        }
+
+    def get_roles(self, user) -> list[str]:
+        # Groups are prefetched by the selector: no query per user.
+        return sorted(group.name for group in user.groups.all() if group.name in roles.ALL)
+
+
+class UserAccessSerializer(AdminUserSerializer):
+    isStaff = serializers.BooleanField(source="is_staff")
+    isSuperuser = serializers.BooleanField(source="is_superuser")
+    canUseAdminCentre = serializers.SerializerMethodField()
+    reportsCount = serializers.SerializerMethodField()
+    activeTokens = serializers.SerializerMethodField()
+
+    def get_canUseAdminCentre(self, user) -> bool:
+        return user.is_active and user.is_staff
+
+    def get_reportsCount(self, user) -> int:
+        employee = getattr(user, "employee", None)
+        return employee.reports.count() if employee else 0
+
+    def get_activeTokens(self, user) -> int:
+        return user.api_tokens.filter(revoked_at__isnull=True).count()
+
+
+class RoleChangeResultSerializer(serializers.Serializer):
+    userId = serializers.IntegerField()
+    role = serializers.CharField()
+    changed = serializers.BooleanField()
+    roles = serializers.ListField(child=serializers.CharField())
+
+
+class SettingsSerializer(serializers.Serializer):
+    """Organisation settings; PUT accepts any subset (a partial update)."""
+
+    name = serializers.CharField(read_only=True)
+    timeZone = serializers.CharField(source="time_zone", max_length=64)
+    workStart = serializers.TimeField(source="work_start", format="%H:%M")
+    workEnd = serializers.TimeField(source="work_end", format="%H:%M")
+    graceMinutes = serializers.IntegerField(source="grace_minutes", min_value=0, max_value=240)
+    workdays = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=6), max_length=7, allow_empty=True
+    )
+    ipAllowlist = serializers.ListField(
+        source="ip_allowlist", child=serializers.CharField(max_length=64), max_length=200
+    )
+    autoAbsenceDelayMinutes = serializers.IntegerField(
+        source="auto_absence_delay_minutes", min_value=0, max_value=7 * 24 * 60
+    )
+    auditRetentionDays = serializers.IntegerField(
+        source="audit_retention_days", min_value=30, max_value=3650
+    )
+
+    def validate_timeZone(self, value):
+        if value not in zoneinfo.available_timezones():
+            raise serializers.ValidationError("Not an IANA time zone.")
+        return value
+
+    def validate_ipAllowlist(self, value):
+        for entry in value:
+            try:
+                ip_allowed("127.0.0.1", [entry])
+            except ValueError as exc:
+                raise serializers.ValidationError(f"{entry!r} is not an IP network.") from exc
+        return value
+
+    def validate_workdays(self, value):
+        return sorted(set(value))

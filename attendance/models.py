@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+from attendance.choices import PunchKind, PunchSource, RecordSource, RecordStatus, RequestState
+
+
+def _validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone.")
+
+
+def _default_workdays() -> list[int]:
+    return [0, 1, 2, 3, 4]  # Monday … Friday, as date.weekday()
+
+
+class Organisation(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+    time_zone = models.CharField(
+        max_length=64, default="Asia/Shanghai", validators=[_validate_time_zone]
+    )
+    work_start = models.TimeField(default=dt.time(9, 0))
+    work_end = models.TimeField(default=dt.time(18, 0))
+    grace_minutes = models.PositiveSmallIntegerField(default=5)
+    workdays = models.JSONField(default=_default_workdays, help_text="Weekday numbers, Monday = 0.")
+    ip_allowlist = models.JSONField(
+        default=list, blank=True, help_text="CIDR networks allowed to use the app; empty = any."
+    )
+    auto_absence_delay_minutes = models.PositiveIntegerField(default=60)
+    audit_retention_days = models.PositiveIntegerField(default=365)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(grace_minutes__lte=240), name="org_grace_max_4h"),
+            models.CheckConstraint(
+                condition=Q(audit_retention_days__gte=30), name="org_retention_min_30_days"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Employee(models.Model):
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="employees"
+    )
+    employee_no = models.CharField(max_length=64, help_text="Kept as text: leading zeros matter.")
+    name = models.CharField(max_length=200)
+    department = models.CharField(max_length=200, blank=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="employee",
+    )
+    approver = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+    dingtalk_user_id = models.CharField(max_length=64, blank=True)
+    device_pin = models.CharField(max_length=32, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["employee_no"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "employee_no"], name="employee_no_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "dingtalk_user_id"],
+                condition=~Q(dingtalk_user_id=""),
+                name="employee_dingtalk_id_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "device_pin"],
+                condition=~Q(device_pin=""),
+                name="employee_device_pin_unique",
+            ),
+            models.CheckConstraint(condition=~Q(employee_no=""), name="employee_no_not_empty"),
+            models.CheckConstraint(
+                condition=~Q(approver=F("id")), name="employee_not_own_approver"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.employee_no} {self.name}"
+
+
+class Punch(models.Model):
+    """One clock event. ``work_date`` is the day it counts for (a night shift's out-punch
+    after midnight counts for the day the shift started)."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="punches")
+    kind = models.CharField(max_length=8, choices=PunchKind.choices, default=PunchKind.UNKNOWN)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    work_date = models.DateField()
+    source = models.CharField(max_length=16, choices=PunchSource.choices)
+    source_key = models.CharField(max_length=200)
+    batch = models.ForeignKey(
+        "imports.ImportBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["occurred_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "source_key"], name="punch_source_key_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["employee", "work_date"], name="punch_employee_day")]
+
+    def __str__(self) -> str:
+        return f"{self.employee_id} {self.kind} {self.occurred_at.isoformat()}"
+
+
+class AttendanceRecord(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="records")
+    work_date = models.DateField()
+    first_in = models.DateTimeField(null=True, blank=True)
+    last_out = models.DateTimeField(null=True, blank=True)
+    work_minutes = models.PositiveIntegerField(default=0)
+    late_minutes = models.PositiveIntegerField(default=0)
+    early_leave_minutes = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=RecordStatus.choices)
+    source = models.CharField(max_length=16, choices=RecordSource.choices)
+    batch = models.ForeignKey(
+        "imports.ImportBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-work_date", "employee_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["employee", "work_date"], name="record_employee_day"),
+            models.CheckConstraint(
+                condition=Q(first_in__isnull=True)
+                | Q(last_out__isnull=True)
+                | Q(last_out__gte=F("first_in")),
+                name="record_out_after_in",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organisation", "work_date"], name="record_org_day"),
+            models.Index(fields=["organisation", "status", "work_date"], name="record_org_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.employee_id} {self.work_date} {self.status}"
+
+
+class AdjustmentRequest(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="adjustments")
+    work_date = models.DateField()
+    requested_first_in = models.DateTimeField(null=True, blank=True)
+    requested_last_out = models.DateTimeField(null=True, blank=True)
+    requested_status = models.CharField(
+        max_length=16, choices=RecordStatus.choices, blank=True, default=""
+    )
+    reason = models.TextField()
+    state = models.CharField(
+        max_length=16, choices=RequestState.choices, default=RequestState.PENDING
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["employee", "work_date"],
+                condition=Q(state="pending"),
+                name="one_pending_request_per_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(requested_first_in__isnull=False)
+                | Q(requested_last_out__isnull=False)
+                | ~Q(requested_status=""),
+                name="request_asks_for_something",
+            ),
+            models.CheckConstraint(
+                condition=Q(requested_first_in__isnull=True)
+                | Q(requested_last_out__isnull=True)
+                | Q(requested_last_out__gte=F("requested_first_in")),
+                name="request_out_after_in",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="pending") | Q(decided_at__isnull=False),
+                name="request_decided_has_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["organisation", "state"], name="request_org_state")]
+
+    def __str__(self) -> str:
+        return f"{self.employee_id} {self.work_date} {self.state}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for scripts and ops. Only its SHA-256 is stored; the token is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

@@ -1,0 +1,31 @@
+from django.urls import include, path, re_path
+
+from attendance.api import admin_views
+from attendance.api.urls import admin_urlpatterns, attendance_urlpatterns
+from common.views import api_not_found
+
+admin_role_patterns = [
+    re_path(
+        r"^users/(?P<pk>\d+)/roles/(?P<action>assign|unassign)$",
+        admin_views.UserRoleView.as_view(),
+        name="user-roles",
+    ),
+    re_path(
+        r"^users/batch/roles/(?P<action>assign|unassign)$",
+        admin_views.BatchRoleView.as_view(),
+        name="batch-roles",
+    ),
+]
+
+urlpatterns = [
+    path(
+        "attendance/", include((attendance_urlpatterns, "attendance"), namespace="attendance-api")
+    ),
+    path(
+        "attendance-admin/",
+        include(
+            (admin_urlpatterns + admin_role_patterns, "attendance-admin"), namespace="admin-api"
+        ),
+    ),
+    re_path(r"^.*$", api_not_found),
+]

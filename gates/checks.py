@@ -1,0 +1,71 @@
+"""Readiness checks shared by ``/readyz`` and (later) the preflight gate."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str = ""
+    elapsed_ms: float = 0.0
+    evidence: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "detail": self.detail, "elapsedMs": round(self.elapsed_ms, 1)}
+
+
+def _timed(name: str, probe) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        detail = probe() or "ok"
+        ok = True
+    except Exception as exc:  # a readiness probe reports any failure, it never raises
+        ok, detail = False, f"{type(exc).__name__}: {exc}".strip()[:300]
+    return CheckResult(name, ok, detail, (time.perf_counter() - started) * 1000)
+
+
+def check_database() -> CheckResult:
+    def probe():
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+
+    return _timed("database", probe)
+
+
+def check_migrations() -> CheckResult:
+    def probe():
+        connection = connections[DEFAULT_DB_ALIAS]
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if plan:
+            pending = ", ".join(f"{m.app_label}.{m.name}" for m, _ in plan[:5])
+            raise RuntimeError(f"{len(plan)} migration(s) not applied: {pending}")
+
+    return _timed("migrations", probe)
+
+
+def check_broker(timeout: float = 2.0) -> CheckResult:
+    def probe():
+        from config.celery import app
+
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+            return connection.as_uri()
+
+    return _timed("broker", probe)
+
+
+def readiness() -> list[CheckResult]:
+    database = check_database()
+    migrations = (
+        check_migrations() if database.ok else CheckResult("migrations", False, "database down")
+    )
+    return [database, migrations, check_broker()]
