@@ -7,7 +7,6 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-
 # The table is hand-written: Django cannot declare a partitioned table. The primary key
 # includes the partition key, as PostgreSQL requires; Django only ever reads ``id``.
 CREATE_SQL = """
