@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -108,6 +108,8 @@ DATABASE_URL = env.str("DATABASE_URL", default="")
 DATABASES = {
     "default": env.db_url_config(DATABASE_URL) if DATABASE_URL else embedded.database_settings()
 }
+# A Unix-socket directory can be given URL-encoded as the host (postgres://u@%2Frun%2Fpg/db).
+DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
 DATABASES["default"].update(
     {
         "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60 if IS_PRODUCTION else 0),

@@ -1,0 +1,17 @@
+from django.core.management.base import BaseCommand
+
+from audit.selectors import audit_partitions
+from audit.services import audit_ensure_partitions
+
+
+class Command(BaseCommand):
+    help = "Create missing monthly audit partitions ahead of time and list them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--months-ahead", type=int, default=None)
+
+    def handle(self, *args, months_ahead, **options):
+        created = audit_ensure_partitions(months_ahead=months_ahead)
+        self.stdout.write(f"Created: {', '.join(created) or 'none'}")
+        for partition in audit_partitions():
+            self.stdout.write(f"{partition['name']}\t{partition['bound']}")
