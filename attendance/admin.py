@@ -366,7 +366,17 @@ class EmployeeForm(forms.ModelForm):
 
     class Meta:
         model = Employee
-        fields = "__all__"
+        fields = (
+            "organisation",
+            "employee_no",
+            "name",
+            "department",
+            "user",
+            "approver",
+            "dingtalk_user_id",
+            "device_pin",
+            "is_active",
+        )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -777,4 +787,3 @@ class UserAdmin(DjangoUserAdmin):
 if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, UserAdmin)
-

@@ -54,9 +54,11 @@ def check_migrations() -> CheckResult:
 
 def check_broker(timeout: float = 2.0) -> CheckResult:
     def probe():
+        from django.conf import settings
+
         from config.celery import app
 
-        with app.connection_for_write() as connection:
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout)
             return connection.as_uri()
 

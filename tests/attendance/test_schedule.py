@@ -71,13 +71,14 @@ def test_within_the_grace_is_normal(arrival):
     assert (result.late_minutes, result.early_leave_minutes, result.status) == (0, 0, "normal")
 
 
-def test_grace_zero_makes_any_second_late_but_minutes_are_whole():
-    result = judge_day(
-        org(grace_minutes=0),
-        MONDAY,
-        [(at(MONDAY, 9, 0, 30), "in"), (at(MONDAY, 18, 0), "out")],
-    )
-    assert (result.late_minutes, result.status) == (0, "late")
+def test_with_no_grace_lateness_starts_at_the_first_whole_minute():
+    # Status follows the minutes: under a minute late is not late.
+    no_grace = org(grace_minutes=0)
+    out = (at(MONDAY, 18, 0), "out")
+    under_a_minute = judge_day(no_grace, MONDAY, [(at(MONDAY, 9, 0, 59), "in"), out])
+    one_minute = judge_day(no_grace, MONDAY, [(at(MONDAY, 9, 1, 0), "in"), out])
+    assert (under_a_minute.late_minutes, under_a_minute.status) == (0, "normal")
+    assert (one_minute.late_minutes, one_minute.status) == (1, "late")
 
 
 def test_early_leave():

@@ -27,14 +27,8 @@ def test_readyz_reports_each_check(client):
 
 
 def test_readyz_names_an_unreachable_broker(client, settings):
-    from config.celery import app
-
-    original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    try:
-        response = client.get("/readyz")
-    finally:
-        app.conf.broker_url = original
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["broker"]
 
