@@ -72,7 +72,7 @@ def stop_database() -> None:
 
 def broker_url() -> str:
     """A kombu filesystem transport under ``.data/broker``: a real worker, no server."""
-    for folder in ("out", "processed"):
+    for folder in ("out", "processed", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     return "filesystem://"
 
@@ -83,5 +83,6 @@ def broker_transport_options() -> dict:
         "data_folder_in": out,
         "data_folder_out": out,
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
