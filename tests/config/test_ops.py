@@ -146,3 +146,18 @@ def test_production_logs_are_json_with_the_request_id():
     assert line["message"] == "hello"
     assert line["request_id"] == "req-42"
     assert line["level"] == "WARNING"
+
+
+def test_app_metrics_count_punches(client, people, api, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(people["employee"]).post(
+            "/api/attendance/punch", {"kind": "in"}, format="json"
+        )
+    assert response.status_code == 201
+    text = client.get("/metrics").content.decode()
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('attendance_punches_total{kind="in",source="web"}')
+    )
+    assert float(line.rsplit(" ", 1)[1]) >= 1
