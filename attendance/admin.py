@@ -321,10 +321,13 @@ class OrganisationAdmin(admin.ModelAdmin):
             # The form already wrote the new values onto ``obj``; the service needs the
             # stored row to record what it was before.
             current = Organisation.objects.select_for_update().get(pk=obj.pk)
+            # changed_data also names JSON fields whose hidden initial was not posted back;
+            # only real differences are written (and audited).
             settings_changes = {
                 name: form.cleaned_data[name]
                 for name in form.changed_data
                 if name in services.SETTINGS_FIELDS
+                and form.cleaned_data[name] != getattr(current, name)
             }
             other = [
                 name

@@ -10,6 +10,9 @@ from django import forms
 from attendance import services
 from attendance.choices import RecordStatus
 
+# The services name fields as the API does; the page says what its labels say.
+SERVICE_FIELD_LABELS = {"workDate": "work date", "firstIn": "first in", "lastOut": "last out"}
+
 # Service error keys (camelCase, as in the API) → form field names; None = non-field error.
 SERVICE_FIELD_NAMES = {
     "workDate": "work_date",
@@ -50,9 +53,11 @@ class CorrectionForm(forms.Form):
     status = forms.ChoiceField(label="Status", required=False, choices=_status_choices)
     reason = forms.CharField(
         label="Reason",
-        required=False,  # the service says what a valid reason is
+        # Validated by the service together with the rest of the request, so that every
+        # problem is shown at once; the widget still tells the browser it is required.
+        required=False,
         max_length=2000,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What happened?"}),
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What happened?", "required": True}),
     )
 
     def service_arguments(self, tz: zoneinfo.ZoneInfo) -> dict:
@@ -80,7 +85,13 @@ class CorrectionForm(forms.Form):
         for key, messages in fields.items():
             field = SERVICE_FIELD_NAMES.get(key)
             for message in messages:
-                self.add_error(field, message)
+                self.add_error(field, _humanise(message))
+
+
+def _humanise(message: str) -> str:
+    for name, label in SERVICE_FIELD_LABELS.items():
+        message = message.replace(name, label)
+    return message
 
 
 def _aware(day: dt.date, time: dt.time | None, tz: zoneinfo.ZoneInfo) -> dt.datetime | None:

@@ -36,6 +36,13 @@ RECENTLY_DECIDED_LIMIT = 10
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
+def _login_attempt_key(group, request) -> str:
+    """Per client address *and* username: one office behind a NAT does not share a budget,
+    while guessing one account's password from one place is still throttled."""
+    username = request.POST.get("username", "").strip().lower()[:150]
+    return f"{client_ip(request)}|{username}"
+
+
 class RateLimitedLoginView(auth_views.LoginView):
     """Django's login, limited per client address against password guessing."""
 
@@ -43,7 +50,9 @@ class RateLimitedLoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         try:
-            ratelimit.enforce(request, group="login", rate=settings.RATELIMIT_LOGIN, key="ip")
+            ratelimit.enforce(
+                request, group="login", rate=settings.RATELIMIT_LOGIN, key=_login_attempt_key
+            )
         except RateLimited as limited:
             response = self.render_to_response(
                 self.get_context_data(rate_limited=True, form=self.get_form())
@@ -305,11 +314,9 @@ def _home_context(request, employee, month_start: dt.date, form: CorrectionForm)
         for status, count in summary["byStatus"].items()
         if count
     ]
-    mine = (
-        selectors.request_list(user=request.user, mine=True)
-        .select_related("decided_by__employee")
-        .all()[:MY_REQUESTS_LIMIT]
-    )
+    mine = selectors.request_list(user=request.user, mine=True).select_related(
+        "decided_by__employee"
+    )[:MY_REQUESTS_LIMIT]
     return {
         "employee": employee,
         "organisation": organisation,
@@ -327,7 +334,9 @@ def _home_context(request, employee, month_start: dt.date, form: CorrectionForm)
         "summary": summary,
         "worked_total": _duration(summary["workMinutes"]) or "0:00",
         "status_counts": status_counts,
-        "status_legend": [{"status": value, "label": label} for value, label in STATUS_LABELS.items()],
+        "status_legend": [
+            {"status": value, "label": label} for value, label in STATUS_LABELS.items()
+        ],
         "punch_in_id": uuid.uuid4().hex,
         "punch_out_id": uuid.uuid4().hex,
         "form": form,

@@ -1,0 +1,106 @@
+"""Browser fixtures: one Debian chromium per session, a fresh context per login.
+
+Playwright's sync API runs an event loop in this thread; Django would then refuse ORM calls
+made by the test itself ("You cannot call this from an async context"), hence the flag.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "test-results"
+
+
+def _chromium_path() -> str:
+    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)) and not shutil.which(path):
+        pytest.fail(
+            f"Chromium not found at {path!r}. Install Debian's chromium (apt-get install "
+            "chromium) or set CHROMIUM_PATH; browser tests never download a browser.",
+            pytrace=False,
+        )
+    return path
+
+
+class _LazyBrowser:
+    """Starts chromium on first use, inside the test body, so a missing or broken browser
+    makes the test FAIL (not error, never skip) with a clear message."""
+
+    def __init__(self):
+        self._playwright_manager = None
+        self._browser = None
+
+    def get(self):
+        if self._browser is None:
+            executable = _chromium_path()
+            from playwright.sync_api import sync_playwright
+
+            self._playwright_manager = sync_playwright()
+            playwright = self._playwright_manager.start()
+            try:
+                self._browser = playwright.chromium.launch(
+                    executable_path=executable, headless=True, args=CHROMIUM_ARGS
+                )
+            except Exception as exc:
+                pytest.fail(f"Chromium at {executable!r} did not start: {exc}", pytrace=False)
+        return self._browser
+
+    def close(self):
+        if self._browser is not None:
+            self._browser.close()
+        if self._playwright_manager is not None:
+            self._playwright_manager.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The session's chromium (one process for every browser test), started on first use."""
+    lazy = _LazyBrowser()
+    yield lazy
+    lazy.close()
+
+
+@pytest.fixture
+def new_page(browser, live_server):
+    """new_page() → a page in its own browser context (own cookies: one login per context)."""
+    contexts = []
+
+    def make():
+        context = browser.get().new_context(
+            base_url=live_server.url, viewport={"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def screenshot():
+    """screenshot(page, name) → saves test-results/<name>.png (gitignored) and returns the path."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+
+    def take(page, name: str) -> Path:
+        path = RESULTS_DIR / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
