@@ -48,6 +48,7 @@ from attendance.models import (
 from audit.services import audit_record
 from common import roles
 from common.exceptions import ApplicationError
+from common.net import parse_network
 
 User = get_user_model()
 
@@ -265,8 +266,26 @@ def run_role_action(modeladmin, request, queryset, *, assign: bool, targets):
 # --- organisations ----------------------------------------------------------------------
 
 
+class OrganisationAdminForm(forms.ModelForm):
+    class Meta:
+        model = Organisation
+        fields = ("name", "slug", "ip_allowlist")  # the admin's fieldsets add the others
+
+    def clean_ip_allowlist(self):
+        entries = self.cleaned_data.get("ip_allowlist") or []
+        if not isinstance(entries, list):
+            raise forms.ValidationError('Give a JSON list of networks, e.g. ["10.0.0.0/8"].')
+        for entry in entries:
+            try:
+                parse_network(entry)
+            except ValueError as exc:
+                raise forms.ValidationError(f"{entry!r} is not an IP network.") from exc
+        return entries
+
+
 @admin.register(Organisation)
 class OrganisationAdmin(admin.ModelAdmin):
+    form = OrganisationAdminForm
     list_display = (
         "name",
         "slug",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -44,13 +45,17 @@ def record_list(
     return records.order_by("-work_date", "employee__employee_no")
 
 
+def _month_end(month_start: dt.date) -> dt.date:
+    """The last day of the month (no date arithmetic past it: December 9999 has an end)."""
+    return month_start.replace(day=calendar.monthrange(month_start.year, month_start.month)[1])
+
+
 def record_summary(*, user, month_start: dt.date, employee_id: int | None = None) -> dict:
     """Counts by status and minute totals for one month."""
-    next_month = (month_start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     records = record_list(
         user=user,
         date_from=month_start,
-        date_to=next_month - dt.timedelta(days=1),
+        date_to=_month_end(month_start),
         employee_id=employee_id,
     )
     by_status = dict(records.order_by().values_list("status").annotate(n=Count("id")))
@@ -92,8 +97,7 @@ def approval_inbox(*, user) -> QuerySet[AdjustmentRequest]:
 
 
 def month_records(*, employee: Employee, month_start: dt.date) -> dict[dt.date, AttendanceRecord]:
-    next_month = (month_start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     records = AttendanceRecord.objects.filter(
-        employee=employee, work_date__gte=month_start, work_date__lt=next_month
+        employee=employee, work_date__gte=month_start, work_date__lte=_month_end(month_start)
     )
     return {record.work_date: record for record in records}

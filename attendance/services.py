@@ -11,10 +11,12 @@ from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from attendance import schedule
+from attendance import metrics, schedule
 from attendance.choices import PunchKind, PunchSource, RecordSource, RecordStatus, RequestState
 from attendance.models import (
     AdjustmentRequest,
@@ -26,7 +28,8 @@ from attendance.models import (
 )
 from audit.services import audit_record
 from common import roles
-from common.exceptions import Forbidden, NotFound, RequestStateConflict, ValidationFailed
+from common.exceptions import Forbidden, NotFound, RequestStateConflict, ValidationFailed, _camel
+from common.net import parse_network
 
 User = get_user_model()
 
@@ -132,17 +135,22 @@ def punch_create(
         raise Forbidden("Inactive employees cannot punch.")
     key_part = client_id or uuid.uuid4().hex
     source_key = f"{source}:{employee.pk}:{key_part}"
+    # Serialise one employee's punches so night-shift attribution sees the previous punch,
+    # and so two concurrent resends of one client_id find each other instead of one of them
+    # failing on the unique source key.
+    Employee.objects.select_for_update().filter(pk=employee.pk).first()
     existing = Punch.objects.filter(
         organisation_id=employee.organisation_id, source_key=source_key
     ).first()
     if existing is not None:
-        record = AttendanceRecord.objects.get(employee=employee, work_date=existing.work_date)
+        # The day may have been rebuilt or rolled back since; derive it again if missing.
+        record = AttendanceRecord.objects.filter(
+            employee=employee, work_date=existing.work_date
+        ).first() or attendance_record_rebuild(employee=employee, work_date=existing.work_date)
         return existing, record, False
 
     now = timezone.now()
     occurred_at = occurred_at or now
-    # Serialise one employee's punches so night-shift attribution sees the previous punch.
-    Employee.objects.select_for_update().filter(pk=employee.pk).first()
     punch = Punch.objects.create(
         organisation_id=employee.organisation_id,
         employee=employee,
@@ -161,6 +169,7 @@ def punch_create(
         target=punch,
         data={"kind": kind, "workDate": punch.work_date.isoformat(), "status": record.status},
     )
+    transaction.on_commit(lambda: metrics.PUNCHES.labels(kind=kind, source=source).inc())
     return punch, record, True
 
 
@@ -330,6 +339,7 @@ def adjustment_request_approve(
             "after": _record_snapshot(record),
         },
     )
+    transaction.on_commit(lambda: metrics.REQUEST_DECISIONS.labels(outcome="approved").inc())
     return request
 
 
@@ -354,6 +364,7 @@ def adjustment_request_reject(
         target=request,
         data={"comment": comment},
     )
+    transaction.on_commit(lambda: metrics.REQUEST_DECISIONS.labels(outcome="rejected").inc())
     return request
 
 
@@ -374,6 +385,7 @@ def adjustment_request_cancel(*, actor, request: AdjustmentRequest) -> Adjustmen
         organisation=request.employee.organisation,
         target=request,
     )
+    transaction.on_commit(lambda: metrics.REQUEST_DECISIONS.labels(outcome="cancelled").inc())
     return request
 
 
@@ -633,7 +645,20 @@ def hash_token(raw: str) -> str:
 
 @transaction.atomic
 def api_token_issue(*, actor, user, name: str = "") -> tuple[ApiToken, str]:
-    """Issue a bearer token; the raw token is returned once and only its hash is kept."""
+    """Issue a bearer token; the raw token is returned once and only its hash is kept.
+
+    An actor who is not a superuser may issue only for people of their own organisation,
+    and never for a superuser (a token acts with its owner's full rights)."""
+    if actor is not None and not actor.is_superuser:
+        actor_employee = getattr(actor, "employee", None)
+        target_employee = getattr(user, "employee", None)
+        same_organisation = (
+            actor_employee is not None
+            and target_employee is not None
+            and actor_employee.organisation_id == target_employee.organisation_id
+        )
+        if user.is_superuser or not same_organisation:
+            raise Forbidden("You can issue tokens only for people of your organisation.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_token(raw))
     employee = getattr(user, "employee", None)
@@ -682,10 +707,28 @@ def organisation_settings_update(*, actor, organisation: Organisation, **changes
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise ValidationFailed(fields={name: ["Not a setting."] for name in unknown})
+    if "ip_allowlist" in changes:
+        for entry in changes["ip_allowlist"] or []:
+            try:
+                parse_network(entry)
+            except ValueError:
+                raise ValidationFailed(
+                    fields={"ipAllowlist": [f"{entry!r} is not an IP network."]}
+                ) from None
     before = {name: getattr(organisation, name) for name in changes}
     for name, value in changes.items():
         setattr(organisation, name, value)
-    organisation.full_clean(exclude=["slug", "name"])
+    try:
+        organisation.full_clean(exclude=["slug", "name"])
+    except DjangoValidationError as exc:
+        # Callers other than the API (admin centre, shell) get the same refusal, not a 500.
+        organisation.refresh_from_db(fields=list(changes))
+        raise ValidationFailed(
+            fields={
+                "nonFieldErrors" if field == NON_FIELD_ERRORS else _camel(field): messages
+                for field, messages in exc.message_dict.items()
+            }
+        ) from exc
     organisation.save(update_fields=list(changes))
     audit_record(
         actor=actor,

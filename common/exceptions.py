@@ -102,7 +102,7 @@ def _flatten_fields(detail, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(detail, dict):
         fields: dict[str, list[str]] = {}
         for key, value in detail.items():
-            name = key if key == "non_field_errors" else _camel(str(key))
+            name = "nonFieldErrors" if key == "non_field_errors" else _camel(str(key))
             fields.update(_flatten_fields(value, f"{prefix}{name}."))
         return fields
     if isinstance(detail, list) and detail and isinstance(detail[0], dict | list):

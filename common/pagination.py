@@ -1,8 +1,21 @@
+import re
+
 from django.core.paginator import InvalidPage
 from rest_framework import pagination
 from rest_framework.response import Response
 
 from common.exceptions import ValidationFailed
+
+# ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and short enough
+# that int() never meets Python's limit on digits.
+_POSITIVE_INT = re.compile(r"[0-9]{1,18}")
+
+
+def _positive_int(raw: str) -> int | None:
+    if not _POSITIVE_INT.fullmatch(raw or ""):
+        return None
+    value = int(raw)
+    return value if value >= 1 else None
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -17,15 +30,16 @@ class PageNumberPagination(pagination.PageNumberPagination):
         self.request = request
         raw_page = request.query_params.get(self.page_query_param, "1")
         raw_size = request.query_params.get(self.page_size_query_param, str(self.page_size))
+        page_number, size = _positive_int(raw_page), _positive_int(raw_size)
         errors = {}
-        if not raw_page.isdigit() or int(raw_page) < 1:
+        if page_number is None:
             errors["page"] = ["A positive integer is required."]
-        if not raw_size.isdigit() or int(raw_size) < 1:
+        if size is None:
             errors["pageSize"] = ["A positive integer is required."]
         if errors:
             raise ValidationFailed(fields=errors)
-        self.page_number = int(raw_page)
-        self.size = min(int(raw_size), self.max_page_size)
+        self.page_number = page_number
+        self.size = min(size, self.max_page_size)
         paginator = self.django_paginator_class(queryset, self.size)
         self.total = paginator.count
         try:

@@ -23,7 +23,13 @@ def test_database_url() -> str:
 
 
 def child_env(**overrides: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    # The browser tests' DJANGO_ALLOW_ASYNC_UNSAFE must not leak into a child (check --deploy
+    # rightly refuses it), nor pytest's own variables.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PYTEST_") and key != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     env["DATABASE_URL"] = test_database_url()
     env.update(overrides)
     return env

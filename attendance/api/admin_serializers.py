@@ -2,10 +2,15 @@ from __future__ import annotations
 
 import zoneinfo
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common import roles
-from common.net import ip_allowed
+from common.net import parse_network
+
+
+class UserFilterSerializer(serializers.Serializer):
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
 class RoleInputSerializer(serializers.Serializer):
@@ -26,13 +31,21 @@ class BatchRoleInputSerializer(RoleInputSerializer):
         return attrs
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}]})
+class IdentifierField(serializers.Field):
+    """A userId (integer) or an employeeNo (text), answered as the caller sent it."""
+
+    def to_representation(self, value):
+        return value
+
+
 class BatchRoleResultSerializer(serializers.Serializer):
     role = serializers.CharField()
     requested = serializers.IntegerField()
-    updated = serializers.ListField(child=serializers.CharField())
-    unchanged = serializers.ListField(child=serializers.CharField())
-    missing = serializers.ListField(child=serializers.CharField())
-    inactive = serializers.ListField(child=serializers.CharField())
+    updated = serializers.ListField(child=IdentifierField())
+    unchanged = serializers.ListField(child=IdentifierField())
+    missing = serializers.ListField(child=IdentifierField())
+    inactive = serializers.ListField(child=IdentifierField())
 
 
 class AdminUserSerializer(serializers.Serializer):
@@ -115,7 +128,7 @@ class SettingsSerializer(serializers.Serializer):
     def validate_ipAllowlist(self, value):
         for entry in value:
             try:
-                ip_allowed("127.0.0.1", [entry])
+                parse_network(entry)
             except ValueError as exc:
                 raise serializers.ValidationError(f"{entry!r} is not an IP network.") from exc
         return value

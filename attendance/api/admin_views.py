@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from attendance import services
 from attendance.api import admin_serializers as s
 from common import roles
-from common.api import validated
+from common.api import query_params, validated
 from common.exceptions import NotFound
 from common.pagination import PageNumberPagination
 from common.permissions import IsAdmin
@@ -40,6 +40,7 @@ def _action(action: str) -> bool:
 
 class UserListView(APIView):
     permission_classes = [IsAdmin]
+    pagination_class = PageNumberPagination  # read by the schema generator
 
     @extend_schema(
         operation_id="admin_users_list",
@@ -48,7 +49,7 @@ class UserListView(APIView):
     )
     def get(self, request):
         users = organisation_users(request)
-        query = request.query_params.get("q", "").strip()
+        query = validated(s.UserFilterSerializer, query_params(request)).get("q", "").strip()
         if query:
             users = users.filter(
                 Q(username__icontains=query)

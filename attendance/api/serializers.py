@@ -11,7 +11,13 @@ from common import roles
 
 
 class LocalDateTimeField(serializers.DateTimeField):
-    """ISO 8601 with the offset of the organisation's time zone (set in the context)."""
+    """ISO 8601 with the offset of the organisation's time zone (set in the context).
+
+    On input, a time without an offset is read in that time zone too, not in UTC.
+    """
+
+    def default_timezone(self):
+        return self.context.get("tz") or super().default_timezone()
 
     def to_representation(self, value):
         if value is None:
@@ -87,6 +93,11 @@ class SummaryFilterSerializer(serializers.Serializer):
     month = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])$", help_text="YYYY-MM")
     employee = serializers.IntegerField(required=False, min_value=1)
 
+    def validate_month(self, value):
+        if value.startswith("0000"):  # the regex lets year 0 through; dates start at year 1
+            raise serializers.ValidationError("Not a valid month.")
+        return value
+
 
 class PunchInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=[PunchKind.IN, PunchKind.OUT])
@@ -110,8 +121,8 @@ class PunchResultSerializer(serializers.Serializer):
 
 class RequestInputSerializer(serializers.Serializer):
     workDate = serializers.DateField()
-    firstIn = serializers.DateTimeField(required=False, allow_null=True)
-    lastOut = serializers.DateTimeField(required=False, allow_null=True)
+    firstIn = LocalDateTimeField(required=False, allow_null=True)
+    lastOut = LocalDateTimeField(required=False, allow_null=True)
     status = serializers.ChoiceField(choices=ADJUSTABLE_STATUSES, required=False, allow_blank=True)
     reason = serializers.CharField(max_length=2000)
 

@@ -5,7 +5,7 @@ import datetime as dt
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +16,10 @@ from common import ratelimit
 from common.api import query_params, validated
 from common.csv_export import streaming_csv_response
 from common.pagination import PageNumberPagination
+
+STATE_CONFLICT = OpenApiResponse(
+    description="REQUEST_STATE_CONFLICT: the request is not pending (or a pending one exists)"
+)
 
 RECORD_FILTERS = [
     OpenApiParameter("from", dt.date, description="First work date (inclusive)"),
@@ -59,6 +63,8 @@ class PunchView(APIView):
 
 
 class RecordListView(APIView):
+    pagination_class = PageNumberPagination  # read by the schema generator
+
     @extend_schema(
         operation_id="attendance_records",
         parameters=RECORD_FILTERS,
@@ -180,6 +186,8 @@ class RecordExportView(APIView):
 
 
 class RequestListCreateView(APIView):
+    pagination_class = PageNumberPagination  # read by the schema generator
+
     @extend_schema(
         operation_id="attendance_requests_list",
         parameters=[
@@ -201,10 +209,10 @@ class RequestListCreateView(APIView):
     @extend_schema(
         operation_id="attendance_requests_create",
         request=s.RequestInputSerializer,
-        responses={201: s.RequestSerializer},
+        responses={201: s.RequestSerializer, 409: STATE_CONFLICT},
     )
     def post(self, request):
-        data = validated(s.RequestInputSerializer, request.data)
+        data = validated(s.RequestInputSerializer, request.data, context=_context(request))
         adjustment = services.adjustment_request_create(
             actor=request.user,
             employee=request.user.employee,
@@ -247,7 +255,7 @@ class RequestApproveView(_DecisionView):
     @extend_schema(
         operation_id="attendance_requests_approve",
         request=s.DecisionInputSerializer,
-        responses={200: s.RequestSerializer},
+        responses={200: s.RequestSerializer, 409: STATE_CONFLICT},
     )
     def post(self, request, pk: int):
         return super().post(request, pk)
@@ -259,7 +267,7 @@ class RequestRejectView(_DecisionView):
     @extend_schema(
         operation_id="attendance_requests_reject",
         request=s.DecisionInputSerializer,
-        responses={200: s.RequestSerializer},
+        responses={200: s.RequestSerializer, 409: STATE_CONFLICT},
     )
     def post(self, request, pk: int):
         return super().post(request, pk)
@@ -267,7 +275,9 @@ class RequestRejectView(_DecisionView):
 
 class RequestCancelView(APIView):
     @extend_schema(
-        operation_id="attendance_requests_cancel", request=None, responses=s.RequestSerializer
+        operation_id="attendance_requests_cancel",
+        request=None,
+        responses={200: s.RequestSerializer, 409: STATE_CONFLICT},
     )
     def post(self, request, pk: int):
         adjustment = _visible_request(request, pk)

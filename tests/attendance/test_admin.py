@@ -659,3 +659,23 @@ def test_superuser_renames_an_organisation_with_an_audit_event(superuser, people
     event = AuditEvent.objects.get(action="attendance.organisation.updated")
     assert event.data["after"] == {"name": "Renamed"}
     assert not AuditEvent.objects.filter(action="attendance.settings.updated").exists()
+
+
+def test_organisation_admin_refuses_a_bad_ip_allowlist_as_a_form_error(people):
+    from django.test import Client
+
+    organisation = people["admin"].organisation
+    client = Client()
+    client.force_login(people["admin"].user)
+    url = f"/admin/attendance/organisation/{organisation.pk}/change/"
+    page = client.get(url)
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    data["ip_allowlist"] = '["not-a-network"]'
+    data["workdays"] = "[0, 1, 2, 3, 4]"
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "is not an IP network" in response.content.decode()
+    organisation.refresh_from_db()
+    assert organisation.ip_allowlist == []
