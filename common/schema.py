@@ -1,18 +1,5 @@
 """drf-spectacular post-processing: describe the envelope on every operation."""
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-
-
-class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """``Authorization: Bearer <token>`` (tokens from ``manage.py issue_token``)."""
-
-    target_class = "attendance.authentication.BearerTokenAuthentication"
-    name = "bearerAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer"}
-
-
 ERROR_ENVELOPE = {
     "type": "object",
     "required": ["ok", "error"],
