@@ -458,18 +458,7 @@ class EmployeeAdmin(OrganisationScopedAdmin):
     )
     list_select_related = ("approver", "user", "organisation")
     autocomplete_fields = ("approver", "user")
-    fields = (
-        "organisation",
-        "employee_no",
-        "name",
-        "department",
-        "user",
-        "approver",
-        "dingtalk_user_id",
-        "device_pin",
-        "is_active",
-        "created_at",
-    )
+    fields = (*EmployeeForm.Meta.fields, "created_at")
     actions = ("assign_role", "unassign_role")
 
     def get_queryset(self, request):
