@@ -374,6 +374,19 @@ class OrganisationAdmin(admin.ModelAdmin):
 # --- employees --------------------------------------------------------------------------
 
 
+class RoleActionsMixin:
+    """"Assign role…" / "Unassign role…" for a changelist whose ``_role_targets`` yields
+    ``(organisation, user id, employee number, label)`` for the selected rows."""
+
+    @admin.action(description="Assign role…", permissions=["change"])
+    def assign_role(self, request, queryset):
+        return run_role_action(self, request, queryset, assign=True, targets=self._role_targets)
+
+    @admin.action(description="Unassign role…", permissions=["change"])
+    def unassign_role(self, request, queryset):
+        return run_role_action(self, request, queryset, assign=False, targets=self._role_targets)
+
+
 class EmployeeForm(forms.ModelForm):
     """``organisation`` is not on a non-superuser's form, so Django would skip the
     per-organisation unique constraints; the form fixes the organisation first and checks
@@ -509,14 +522,6 @@ class EmployeeAdmin(OrganisationScopedAdmin):
                 employee.employee_no,
                 f"{employee} ({employee.user.get_username() if employee.user else 'no login'})",
             )
-
-    @admin.action(description="Assign role…", permissions=["change"])
-    def assign_role(self, request, queryset):
-        return run_role_action(self, request, queryset, assign=True, targets=self._role_targets)
-
-    @admin.action(description="Unassign role…", permissions=["change"])
-    def unassign_role(self, request, queryset):
-        return run_role_action(self, request, queryset, assign=False, targets=self._role_targets)
 
 
 # --- day records, punches ---------------------------------------------------------------
@@ -785,14 +790,6 @@ class UserAdmin(DjangoUserAdmin):
                 None,
                 f"{user.get_username()} ({employee if employee else 'no employee'})",
             )
-
-    @admin.action(description="Assign role…", permissions=["change"])
-    def assign_role(self, request, queryset):
-        return run_role_action(self, request, queryset, assign=True, targets=self._role_targets)
-
-    @admin.action(description="Unassign role…", permissions=["change"])
-    def unassign_role(self, request, queryset):
-        return run_role_action(self, request, queryset, assign=False, targets=self._role_targets)
 
 
 if admin.site.is_registered(User):

@@ -33,3 +33,31 @@ def child_env(**overrides: str) -> dict[str, str]:
     env["DATABASE_URL"] = test_database_url()
     env.update(overrides)
     return env
+
+
+def client_for(employee):
+    """An API client with a freshly loaded user (roles are cached on the user object)."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user=get_user_model().objects.get(pk=employee.user_id))
+    return client
+
+
+def data(response, status=200):
+    """The ``data`` of a success envelope, after checking the status."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["ok"] is True
+    return body["data"]
+
+
+def error(response, status, code):
+    """The ``error`` of a failure envelope, after checking status, code and its keys."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["ok"] is False
+    assert body["error"]["code"] == code
+    assert set(body["error"]) == {"code", "message", "details"}
+    return body["error"]

@@ -7,12 +7,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
 from attendance import services
 from attendance.models import Employee, Organisation
 from audit.models import AuditEvent
 from common import roles
+from tests.support import client_for, data, error
 
 pytestmark = pytest.mark.django_db
 
@@ -28,27 +28,6 @@ DEFAULT_SETTINGS = {
     "autoAbsenceDelayMinutes": 60,
     "auditRetentionDays": 365,
 }
-
-
-def client_for(employee) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user=User.objects.get(pk=employee.user_id))
-    return client
-
-
-def data(response, status=200):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["ok"] is True
-    return body["data"]
-
-
-def error(response, status, code):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["ok"] is False
-    assert body["error"]["code"] == code
-    return body["error"]
 
 
 def role_names(user_id) -> set[str]:

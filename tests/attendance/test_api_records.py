@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from attendance.models import AdjustmentRequest, AttendanceRecord, Employee, Punch
 from audit.models import AuditEvent
+from tests.support import client_for, data, error
 
 pytestmark = pytest.mark.django_db
 
@@ -37,13 +38,6 @@ STATUSES = [
 
 def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=SHANGHAI)
-
-
-def client_for(employee) -> APIClient:
-    """A client with a freshly loaded user (roles are cached on the user object)."""
-    client = APIClient()
-    client.force_authenticate(user=User.objects.get(pk=employee.user_id))
-    return client
 
 
 def make_record(employee, day=MONDAY, status="normal", **values) -> AttendanceRecord:
@@ -82,21 +76,6 @@ def record_json(record: AttendanceRecord) -> dict:
         "source": record.source,
         "batchId": None,
     }
-
-
-def data(response, status=200):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["ok"] is True
-    return body["data"]
-
-
-def error(response, status, code):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["ok"] is False
-    assert body["error"]["code"] == code
-    return body["error"]
 
 
 # --- permission matrix for every attendance endpoint ------------------------------------

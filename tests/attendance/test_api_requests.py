@@ -10,10 +10,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from attendance.models import AdjustmentRequest, AttendanceRecord
 from audit.models import AuditEvent
+from tests.support import client_for, data, error
 
 pytestmark = pytest.mark.django_db
 
@@ -21,28 +21,6 @@ User = get_user_model()
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 MONDAY = dt.date(2024, 3, 4)
 URL = "/api/attendance/requests"
-
-
-def client_for(employee) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user=User.objects.get(pk=employee.user_id))
-    return client
-
-
-def data(response, status=200):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["ok"] is True
-    return body["data"]
-
-
-def error(response, status, code):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["ok"] is False
-    assert body["error"]["code"] == code
-    assert set(body["error"]) == {"code", "message", "details"}
-    return body["error"]
 
 
 MISSING = object()
