@@ -375,7 +375,7 @@ class OrganisationAdmin(admin.ModelAdmin):
 
 
 class RoleActionsMixin:
-    """"Assign role…" / "Unassign role…" for a changelist whose ``_role_targets`` yields
+    """ "Assign role…" / "Unassign role…" for a changelist whose ``_role_targets`` yields
     ``(organisation, user id, employee number, label)`` for the selected rows."""
 
     @admin.action(description="Assign role…", permissions=["change"])
@@ -448,7 +448,7 @@ class EmployeeForm(forms.ModelForm):
 
 
 @admin.register(Employee)
-class EmployeeAdmin(OrganisationScopedAdmin):
+class EmployeeAdmin(RoleActionsMixin, OrganisationScopedAdmin):
     form = EmployeeForm
     list_display = (
         "employee_no",
@@ -732,7 +732,7 @@ class ApiTokenAdmin(OrganisationScopedAdmin):
 # --- users ------------------------------------------------------------------------------
 
 
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(RoleActionsMixin, DjangoUserAdmin):
     """Django's user admin with roles, scoped to the organisation for non-superusers.
 
     Non-superusers see their organisation's logins (never a superuser) and logins not yet
