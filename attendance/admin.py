@@ -578,7 +578,7 @@ DECISION_COMMENT = "Decided in the admin centre"
 
 
 @admin.register(AdjustmentRequest)
-class AdjustmentRequestAdmin(OrganisationScopedAdmin):
+class AdjustmentRequestAdmin(ViewOnlyAdmin):
     """Decided through the actions (the services check who may decide); never edited."""
 
     list_display = (
@@ -599,16 +599,7 @@ class AdjustmentRequestAdmin(OrganisationScopedAdmin):
     date_hierarchy = "work_date"
     list_select_related = ("employee", "decided_by", "organisation")
     raw_id_fields = ("employee",)
-    actions = ("approve_selected", "reject_selected")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False  # the page is view-only; decisions are the actions below
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    actions = ("approve_selected", "reject_selected")  # the only way to decide here
 
     def has_decide_permission(self, request):
         opts = self.opts

@@ -7,7 +7,7 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
-from attendance.admin import scope
+from attendance.admin import ViewOnlyAdmin
 from audit.models import AuditEvent
 
 # The parts of the app that write audit events: the first dotted part of an action.
@@ -31,7 +31,7 @@ class ActionAreaFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ViewOnlyAdmin):
     list_display = (
         "occurred_at",
         "action",
@@ -40,10 +40,12 @@ class AuditEventAdmin(admin.ModelAdmin):
         "target_id",
         "ip",
         "request_id",
+        "organisation",  # shown to superusers only (OrganisationScopedAdmin)
     )
     list_filter = (ActionAreaFilter, "target_type")
     search_fields = ("^action", "actor_label", "=target_id", "=request_id")
     date_hierarchy = "occurred_at"
+    list_select_related = ("organisation",)
     show_full_result_count = False
     actions = None
     fields = (
@@ -61,29 +63,11 @@ class AuditEventAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    def get_queryset(self, request):
-        return scope(request, super().get_queryset(request)).select_related("organisation")
-
-    def get_list_display(self, request):
-        columns = super().get_list_display(request)
-        if request.user.is_superuser:
-            return (*columns, "organisation")
-        return columns
-
     def get_list_filter(self, request):
         # target_type's choices come from a DISTINCT over the table; keep it for superusers.
         if request.user.is_superuser:
             return super().get_list_filter(request)
         return (ActionAreaFilter,)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Data")
     def data_pretty(self, obj):
