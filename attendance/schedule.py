@@ -21,6 +21,17 @@ class DayResult:
     early_leave_minutes: int
     status: str
 
+    def record_fields(self) -> dict:
+        """The judged values under the names of AttendanceRecord's fields."""
+        return {
+            "first_in": self.first_in,
+            "last_out": self.last_out,
+            "work_minutes": self.work_minutes,
+            "late_minutes": self.late_minutes,
+            "early_leave_minutes": self.early_leave_minutes,
+            "status": self.status,
+        }
+
 
 def whole_minutes(delta: dt.timedelta) -> int:
     return max(0, int(delta.total_seconds() // 60))

@@ -95,16 +95,7 @@ def attendance_record_rebuild(*, employee: Employee, work_date: dt.date) -> Atte
         )
     )
     result = schedule.judge_day(employee.organisation, work_date, punches)
-    values = {
-        "first_in": result.first_in,
-        "last_out": result.last_out,
-        "work_minutes": result.work_minutes,
-        "late_minutes": result.late_minutes,
-        "early_leave_minutes": result.early_leave_minutes,
-        "status": result.status,
-        "source": RecordSource.PUNCH,
-        "batch": None,
-    }
+    values = {**result.record_fields(), "source": RecordSource.PUNCH, "batch": None}
     if record is None:
         return AttendanceRecord.objects.create(
             organisation_id=employee.organisation_id,

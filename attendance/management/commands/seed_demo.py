@@ -144,12 +144,7 @@ class Command(BaseCommand):
                         organisation=organisation,
                         employee=employee,
                         work_date=work_date,
-                        first_in=result.first_in,
-                        last_out=result.last_out,
-                        work_minutes=result.work_minutes,
-                        late_minutes=result.late_minutes,
-                        early_leave_minutes=result.early_leave_minutes,
-                        status=status,
+                        **{**result.record_fields(), "status": status},
                         source=RecordSource.PUNCH,
                     )
                 )
