@@ -45,3 +45,38 @@ def streaming_csv_response(filename: str, header: Iterable[str], rows: Iterable[
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def neutralised_sql(column: str) -> str:
+    """SQL for a text column with the same formula neutralising as :func:`neutralise`."""
+    return (
+        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r')"
+        f" THEN '''' || {column} ELSE {column} END"
+    )
+
+
+def copy_csv_response(filename: str, select_sql: str, params: dict):
+    """Stream ``COPY (select) TO STDOUT`` as CSV with a BOM: PostgreSQL writes the CSV, so a
+    half-million-row download costs well under a second of CPU here and no memory. Text
+    columns must be wrapped in :func:`neutralised_sql` by the caller."""
+    from django.db import connection
+
+    def chunks():
+        yield BOM.encode("utf-8")
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            query = raw.mogrify(select_sql, params)
+            buffer = bytearray()
+            with raw.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)") as copy:
+                for data in copy:
+                    buffer += data
+                    if len(buffer) >= 256 * 1024:
+                        yield bytes(buffer)
+                        buffer.clear()
+            if buffer:
+                yield bytes(buffer)
+
+    response = StreamingHttpResponse(chunks(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

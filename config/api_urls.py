@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from attendance.api import admin_views
 from attendance.api.urls import admin_urlpatterns, attendance_urlpatterns
 from common.views import api_not_found
+from imports.api.urls import urlpatterns as import_urlpatterns
 
 admin_role_patterns = [
     re_path(
@@ -18,6 +19,7 @@ admin_role_patterns = [
 ]
 
 urlpatterns = [
+    path("attendance/import/", include((import_urlpatterns, "imports"), namespace="import-api")),
     path(
         "attendance/", include((attendance_urlpatterns, "attendance"), namespace="attendance-api")
     ),

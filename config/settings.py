@@ -249,10 +249,18 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.DATA_DIR / "celerybeat-schedule")
+# Seconds before Redis hands an unacknowledged task (its worker died) to another worker.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_BEAT_SCHEDULE = {
     "audit-ensure-partitions": {
         "task": "audit.tasks.ensure_audit_partitions",
         "schedule": 6 * 60 * 60,
+    },
+    "imports-purge-expired-uploads": {
+        "task": "imports.tasks.purge_expired_uploads",
+        "schedule": 60 * 60,
     },
 }
 
@@ -260,6 +268,27 @@ CELERY_BEAT_SCHEDULE = {
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 AUDIT_PARTITION_MONTHS_AHEAD = env.int("AUDIT_PARTITION_MONTHS_AHEAD", default=3)
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="attendance-demo")
+
+# --- imports ----------------------------------------------------------------------------
+# Private storage for uploads: never under MEDIA_ROOT or STATIC_ROOT, never served.
+IMPORT_STORAGE_DIR = env.path("IMPORT_STORAGE_DIR", default=embedded.DATA_DIR / "uploads")
+IMPORT_UPLOAD_MAX_BYTES = env.int("IMPORT_UPLOAD_MAX_BYTES", default=200 * 1024 * 1024)
+IMPORT_UPLOAD_TTL_SECONDS = env.int("IMPORT_UPLOAD_TTL_SECONDS", default=24 * 60 * 60)
+IMPORT_COMMIT_TOKEN_TTL_SECONDS = env.int("IMPORT_COMMIT_TOKEN_TTL_SECONDS", default=10 * 60)
+IMPORT_SYNC_MAX_ROWS = env.int("IMPORT_SYNC_MAX_ROWS", default=20_000)
+IMPORT_ASYNC_ROLLBACK_ROWS = env.int("IMPORT_ASYNC_ROLLBACK_ROWS", default=20_000)
+IMPORT_CHUNK_ROWS = env.int("IMPORT_CHUNK_ROWS", default=50_000)
+# A drill knob (default off): sleep between applied chunks so a test can kill a worker
+# in the middle of a commit.
+IMPORT_CHUNK_PAUSE_SECONDS = env.float("IMPORT_CHUNK_PAUSE_SECONDS", default=0.0)
+IMPORT_PREVIEW_LIMIT_MAX = env.int("IMPORT_PREVIEW_LIMIT_MAX", default=1000)
+IMPORT_ERRORS_LIMIT = env.int("IMPORT_ERRORS_LIMIT", default=1000)
+# The Celery queue import jobs go to (a dedicated worker pool can serve it).
+IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default="celery")
+# An XLSX whose parts would inflate to more than this is refused before openpyxl opens it.
+IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = env.int(
+    "IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES", default=1024 * 1024 * 1024
+)
 
 # --- logging: JSON in production, a request id on every line ----------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -1,10 +1,71 @@
+"""Uploads, commit tokens, idempotency keys, batches with their per-row items, and jobs.
+
+Everything a commit needs between requests lives in the database (tokens, keys, jobs), so a
+restarted web process or a second node changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+
+class ImportMode(models.TextChoices):
+    OVERRIDE = "override", "Override: the file's values replace the day"
+    MERGE = "merge", "Merge: earliest in, latest out"
+
+
+class ImportUpload(models.Model):
+    """A file waiting to be previewed and committed; deleted with its bytes after its TTL."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        "attendance.Organisation", on_delete=models.CASCADE, related_name="+"
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(max_length=255)
+    bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    container = models.CharField(max_length=8)
+    format = models.CharField(max_length=32, blank=True)
+    encoding = models.CharField(max_length=32, blank=True)
+    row_count = models.PositiveIntegerField(default=0)
+    storage_name = models.CharField(max_length=255, help_text="Path under IMPORT_STORAGE_DIR.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class CommitToken(models.Model):
+    """Single use, short lived, bound to one user: a commit must be a deliberate second step.
+    Only the token's SHA-256 is stored."""
+
+    organisation = models.ForeignKey(
+        "attendance.Organisation", on_delete=models.CASCADE, related_name="+"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Commit token of user {self.user_id}"
 
 
 class ImportBatch(models.Model):
-    """One committed import. Day records and punches point at the batch that last wrote them,
-    so that a batch can be reported on and rolled back (the import pipeline fills it)."""
+    """One committed import. Day records point at the batch that last wrote them; the
+    batch's items hold what each row did and the values it replaced, for exact rollback."""
 
     class Status(models.TextChoices):
         COMMITTED = "committed", "Committed"
@@ -19,12 +80,151 @@ class ImportBatch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     format = models.CharField(max_length=32)
     filename = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    mode = models.CharField(max_length=16, choices=ImportMode.choices, default=ImportMode.OVERRIDE)
+    row_count = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMMITTED)
     stats = models.JSONField(default=dict, blank=True)
+    elapsed_ms = models.PositiveIntegerField(default=0)
+    # The transaction time written into every record's updated_at: a record whose updated_at
+    # or batch differs was touched later, and rollback refuses to undo over it.
+    applied_at = models.DateTimeField(null=True, blank=True)
+    created_employee_ids = models.JSONField(default=list, blank=True)
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+    rolled_back_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rollback_stats = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "import batches"
+        indexes = [models.Index(fields=["organisation", "-created_at"], name="batch_org_created")]
 
     def __str__(self) -> str:
         return f"Batch {self.pk} ({self.format})"
+
+
+class ItemAction(models.TextChoices):
+    INSERTED = "inserted", "Inserted"
+    UPDATED = "updated", "Updated"
+    UNCHANGED = "unchanged", "Unchanged"
+    SKIPPED = "skipped", "Skipped"
+    INVALID = "invalid", "Invalid"
+    DUPLICATE = "duplicate", "Duplicate"
+
+
+class ImportItem(models.Model):
+    """What one source row did. For updates, the ``prior_*`` columns are the record as it was
+    (the pre-image); written with COPY-speed set-based SQL, never row by row."""
+
+    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="items")
+    row = models.PositiveIntegerField()
+    action = models.CharField(max_length=12, choices=ItemAction.choices)
+    code = models.CharField(max_length=40, blank=True)
+    column = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    employee_ref = models.CharField(max_length=100, blank=True)
+    # Plain ids, not foreign keys: rollback deletes the records (and the employees) a batch
+    # created, while its items stay as the report of what happened.
+    employee_id = models.BigIntegerField(null=True)
+    work_date = models.DateField(null=True)
+    record_id = models.BigIntegerField(null=True)
+    first_in = models.DateTimeField(null=True)
+    last_out = models.DateTimeField(null=True)
+    status = models.CharField(max_length=16, blank=True)
+    prior_first_in = models.DateTimeField(null=True)
+    prior_last_out = models.DateTimeField(null=True)
+    prior_work_minutes = models.IntegerField(null=True)
+    prior_late_minutes = models.IntegerField(null=True)
+    prior_early_leave_minutes = models.IntegerField(null=True)
+    prior_status = models.CharField(max_length=16, blank=True)
+    prior_source = models.CharField(max_length=16, blank=True)
+    prior_batch_id = models.BigIntegerField(null=True)
+    prior_note = models.CharField(max_length=500, blank=True)
+    prior_updated_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["batch", "row"]
+        indexes = [models.Index(fields=["batch", "action", "row"], name="item_batch_action")]
+
+    def __str__(self) -> str:
+        return f"Row {self.row}: {self.action}"
+
+
+class ImportJob(models.Model):
+    class Kind(models.TextChoices):
+        COMMIT = "commit", "Commit"
+        ROLLBACK = "rollback", "Rollback"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        "attendance.Organisation", on_delete=models.CASCADE, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # The validated request (never the commit token): what the worker runs.
+    params = models.JSONField(default=dict)
+    upload = models.ForeignKey(
+        ImportUpload, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    processed = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organisation", "-created_at"], name="job_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.status})"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return int(self.processed * 100 / self.total) if self.total else 0
+
+
+class IdempotencyKey(models.Model):
+    """A client's commit key: a retry gets the first answer, other input with the same key
+    is refused. The fingerprint is a hash of the input that decides the result."""
+
+    organisation = models.ForeignKey(
+        "attendance.Organisation", on_delete=models.CASCADE, related_name="+"
+    )
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64)
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL)
+    result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "key"], name="idempotency_key_unique"),
+            models.CheckConstraint(condition=~Q(key=""), name="idempotency_key_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key

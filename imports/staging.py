@@ -1,0 +1,617 @@
+"""Set-based import engine: parsed rows → ``COPY`` into a temporary staging table → plan
+(insert / update / unchanged / skip / invalid / duplicate) → apply with per-row pre-images.
+
+All of it runs on one connection inside the caller's transaction; the temporary tables are
+dropped at commit or rollback. Preview runs the same plan in a transaction that is always
+rolled back, so preview and commit cannot disagree about what a file would do.
+
+Row actions and their codes:
+- ``invalid``: the parser could not read the row (its own code), or lastOut < firstIn;
+- ``skipped``: UNKNOWN_EMPLOYEE, INVALID_PUNCH (``打卡无效``), CORRECTED_DAY_KEPT (the day
+  was corrected by an approver or by hand: an import never overwrites that);
+- ``duplicate``: a later row for an employee and day already in the file (first row wins);
+  for punch formats, a punch of the same person at the same instant;
+- ``inserted`` / ``updated`` / ``unchanged``: what the day record needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from attendance.choices import PunchKind, PunchSource, RecordSource, RecordStatus
+from attendance.schedule import judge_day
+from imports.formats.base import DayRow, ImportFormat, ParseOptions, PunchRow, RowError, RowSkipped
+from imports.models import ImportMode
+
+ACTIONS = ("inserted", "updated", "unchanged", "skipped", "invalid", "duplicate")
+STAT_KEYS = {
+    "inserted": "insert",
+    "updated": "update",
+    "unchanged": "unchanged",
+    "skipped": "skip",
+    "invalid": "invalid",
+    "duplicate": "duplicate",
+}
+APPLIED_ACTIONS = ("inserted", "updated")
+KEPT_SOURCES = (RecordSource.ADJUSTMENT, RecordSource.MANUAL)
+# Statuses a file states as facts of the day (not derived from times); merge keeps them.
+STATED_STATUSES = (RecordStatus.LEAVE, RecordStatus.OFF)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Plan:
+    source_rows: int = 0
+    stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_KEYS.values(), 0))
+    created_employee_ids: list[int] = field(default_factory=list)
+    day_rows: int = 0
+
+
+class ImportEngine:
+    """One import run on a Django cursor. Call :meth:`stage`, then :meth:`plan`, then either
+    read the preview or :meth:`apply`."""
+
+    def __init__(self, cursor, *, organisation, fmt: ImportFormat, mode: str):
+        self.cursor = cursor
+        self.organisation = organisation
+        self.fmt = fmt
+        self.mode = mode
+        self.result = Plan()
+
+    def _sql(self, sql: str, params=None) -> None:
+        self.cursor.execute(sql, params or {})
+
+    # --- stage -------------------------------------------------------------------------
+
+    def stage(self, table, options: ParseOptions, *, on_row: Callable[[int], None] | None = None):
+        """Parse the file and COPY every result (rows, skips and errors) into one table."""
+        # Dropped at the end of the transaction; dropping first also lets a second run reuse
+        # the names inside one outer transaction (tests, nested atomic blocks).
+        self._sql(
+            "DROP TABLE IF EXISTS import_stage, import_resolved, import_days, import_judged,"
+            " import_plan"
+        )
+        self._sql(
+            """
+            CREATE TEMP TABLE import_stage (
+                row_no integer NOT NULL,
+                kind "char" NOT NULL,        -- d day, p punch, s skipped, e error
+                emp_no text, dt_id text, pin text, name text, dept text,
+                work_date date, first_in timestamptz, last_out timestamptz,
+                work_minutes integer, late_minutes integer, early_minutes integer,
+                status text, code text, col text, message text
+            ) ON COMMIT DROP
+            """
+        )
+        count = 0
+        raw = self.cursor.cursor  # psycopg's cursor under Django's wrapper
+        copy_sql = (
+            "COPY import_stage (row_no, kind, emp_no, dt_id, pin, name, dept, work_date,"
+            " first_in, last_out, work_minutes, late_minutes, early_minutes, status, code,"
+            " col, message) FROM STDIN"
+        )
+        with raw.copy(copy_sql) as copy:
+            write = copy.write_row
+            for parsed in self.fmt.parse(table, options):
+                count += 1
+                kind = type(parsed)
+                if kind is DayRow:
+                    person = parsed.person
+                    write(
+                        (
+                            parsed.row,
+                            "d",
+                            person.employee_no,
+                            person.dingtalk_user_id,
+                            person.device_pin,
+                            person.name,
+                            person.department,
+                            parsed.work_date,
+                            parsed.first_in,
+                            parsed.last_out,
+                            parsed.work_minutes,
+                            parsed.late_minutes,
+                            parsed.early_leave_minutes,
+                            parsed.status,
+                            None,
+                            None,
+                            None,
+                        )
+                    )
+                elif kind is PunchRow:
+                    person = parsed.person
+                    write(
+                        (
+                            parsed.row,
+                            "p",
+                            person.employee_no,
+                            person.dingtalk_user_id,
+                            person.device_pin,
+                            person.name,
+                            person.department,
+                            parsed.work_date,
+                            parsed.occurred_at,
+                            None,
+                            None,
+                            None,
+                            None,
+                            parsed.kind,
+                            None,
+                            None,
+                            None,
+                        )
+                    )
+                elif kind is RowSkipped or kind is RowError:
+                    write(
+                        (
+                            parsed.row,
+                            "s" if kind is RowSkipped else "e",
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            parsed.code,
+                            parsed.column[:100],
+                            parsed.message[:500],
+                        )
+                    )
+                if on_row is not None and count % 10_000 == 0:
+                    on_row(count)
+        self.result.source_rows = count
+        return count
+
+    # --- plan --------------------------------------------------------------------------
+
+    def plan(self, *, create_missing: bool) -> Plan:
+        org = self.organisation.pk
+        if create_missing:
+            self._create_missing_employees()
+        # Resolve people: employee number first, then DingTalk UserId, then device PIN.
+        self._sql(
+            """
+            CREATE TEMP TABLE import_resolved ON COMMIT DROP AS
+            SELECT s.*, COALESCE(en.id, ed.id, ep.id) AS employee_id
+            FROM import_stage s
+            LEFT JOIN attendance_employee en
+                   ON en.organisation_id = %(org)s AND s.emp_no <> '' AND en.employee_no = s.emp_no
+            LEFT JOIN attendance_employee ed
+                   ON ed.organisation_id = %(org)s AND s.dt_id <> ''
+                  AND ed.dingtalk_user_id = s.dt_id
+            LEFT JOIN attendance_employee ep
+                   ON ep.organisation_id = %(org)s AND s.pin <> '' AND ep.device_pin = s.pin
+            WHERE s.kind IN ('d', 'p')
+            """,
+            {"org": org},
+        )
+        if self.fmt.kind == "punch":
+            self._fold_punches()
+        else:
+            self._sql(
+                """
+                CREATE TEMP TABLE import_days ON COMMIT DROP AS
+                SELECT row_no, employee_id, work_date, first_in, last_out, work_minutes,
+                       late_minutes, early_minutes, status
+                FROM import_resolved WHERE employee_id IS NOT NULL
+                """
+            )
+        if self.mode == ImportMode.MERGE:
+            self._merge_with_existing()
+        self._judge_undecided_days()
+        self._sql(
+            """
+            CREATE TEMP TABLE import_plan ON COMMIT DROP AS
+            SELECT d.*, a.id AS record_id,
+                CASE
+                    WHEN d.last_out < d.first_in THEN 'invalid'
+                    WHEN d.occurrence > 1 THEN 'duplicate'
+                    WHEN a.id IS NULL THEN 'inserted'
+                    WHEN a.source IN ('adjustment', 'manual') THEN 'skipped'
+                    WHEN (a.first_in, a.last_out, a.work_minutes, a.late_minutes,
+                          a.early_leave_minutes, a.status)
+                         IS NOT DISTINCT FROM
+                         (d.first_in, d.last_out, d.work_minutes, d.late_minutes,
+                          d.early_minutes, d.status) THEN 'unchanged'
+                    ELSE 'updated'
+                END AS action
+            FROM (
+                SELECT *, row_number() OVER (
+                    PARTITION BY employee_id, work_date ORDER BY row_no) AS occurrence
+                FROM import_days
+            ) d
+            LEFT JOIN attendance_attendancerecord a
+                   ON a.employee_id = d.employee_id AND a.work_date = d.work_date
+            """
+        )
+        self._sql("CREATE INDEX ON import_plan (row_no)")
+        self._sql("ANALYZE import_plan")
+        self.cursor.execute(
+            """
+            SELECT action, count(*) FROM import_plan GROUP BY action
+            UNION ALL
+            SELECT 'skipped', count(*) FROM import_resolved WHERE employee_id IS NULL
+            UNION ALL
+            SELECT CASE kind WHEN 's' THEN 'skipped' ELSE 'invalid' END, count(*)
+            FROM import_stage WHERE kind IN ('s', 'e') GROUP BY kind
+            """
+        )
+        stats = dict.fromkeys(STAT_KEYS.values(), 0)
+        for action, number in self.cursor.fetchall():
+            stats[STAT_KEYS[action]] += number
+        if self.fmt.kind == "punch":
+            stats["duplicate"] += self._punch_duplicates()
+        self.result.stats = stats
+        self.cursor.execute("SELECT count(*) FROM import_plan")
+        self.result.day_rows = self.cursor.fetchone()[0]
+        return self.result
+
+    def _create_missing_employees(self) -> None:
+        """People the file names but the organisation lacks become employees: number =
+        工号, else UserId, else PIN (the UserId and PIN are kept too)."""
+        self.cursor.execute(
+            """
+            INSERT INTO attendance_employee
+                (organisation_id, employee_no, name, department, dingtalk_user_id, device_pin,
+                 is_active, created_at)
+            SELECT DISTINCT ON (label)
+                   %(org)s, label, left(coalesce(name, ''), 200), left(coalesce(dept, ''), 200),
+                   left(coalesce(dt_id, ''), 64), left(coalesce(pin, ''), 32), true, now()
+            FROM (
+                SELECT s.*, COALESCE(NULLIF(s.emp_no, ''), NULLIF(s.dt_id, ''), s.pin) AS label
+                FROM import_stage s
+                WHERE s.kind IN ('d', 'p')
+                  AND NOT EXISTS (
+                      SELECT 1 FROM attendance_employee e
+                      WHERE e.organisation_id = %(org)s
+                        AND ((s.emp_no <> '' AND e.employee_no = s.emp_no)
+                          OR (s.dt_id <> '' AND e.dingtalk_user_id = s.dt_id)
+                          OR (s.pin <> '' AND e.device_pin = s.pin)))
+            ) missing
+            WHERE label <> '' AND length(label) <= 64
+            ORDER BY label, row_no
+            ON CONFLICT DO NOTHING
+            RETURNING id
+            """,
+            {"org": self.organisation.pk},
+        )
+        self.result.created_employee_ids = [row[0] for row in self.cursor.fetchall()]
+
+    def _fold_punches(self) -> None:
+        """A day of punches → earliest in and latest out. Punches within the format's merge
+        window of the last kept punch are the same punch (FORMATS.md); lastOut needs two
+        kept punches. Streamed in sorted order, so memory holds one person-day at a time."""
+        self._sql(
+            "CREATE TEMP TABLE import_days (row_no integer, employee_id bigint, work_date date,"
+            " first_in timestamptz, last_out timestamptz, work_minutes integer,"
+            " late_minutes integer, early_minutes integer, status text) ON COMMIT DROP"
+        )
+        merge = dt.timedelta(seconds=max(self.fmt.punch_merge_seconds, 0))
+
+        def days():
+            key = None
+            row_no = first = last_kept = None
+            kept = 0
+            for punch_row, employee_id, work_date, moment in self._stream(
+                "SELECT row_no, employee_id, work_date, first_in FROM import_resolved"
+                " WHERE employee_id IS NOT NULL ORDER BY employee_id, work_date, first_in, row_no"
+            ):
+                if (employee_id, work_date) != key:
+                    if key is not None:
+                        yield (row_no, *key, first, last_kept if kept > 1 else None)
+                    key = (employee_id, work_date)
+                    row_no, first, last_kept, kept = punch_row, moment, moment, 1
+                    continue
+                row_no = min(row_no, punch_row)
+                if moment - last_kept > merge:
+                    last_kept, kept = moment, kept + 1
+            if key is not None:
+                yield (row_no, *key, first, last_kept if kept > 1 else None)
+
+        self._copy_rows(
+            "COPY import_days (row_no, employee_id, work_date, first_in, last_out) FROM STDIN",
+            days(),
+        )
+        self._sql("UPDATE import_days SET work_minutes = 0, late_minutes = 0, early_minutes = 0")
+
+    def _stream(self, sql: str, batch: int = 5000):
+        """Rows of a query through a server-side cursor, fetched in batches. Callers may
+        COPY between batches (see :meth:`_copy_rows`), never during a fetch."""
+        connection = self.cursor.cursor.connection
+        with connection.cursor(name=f"import_stream_{id(self)}") as named:
+            named.execute(sql)
+            while rows := named.fetchmany(batch):
+                yield from rows
+
+    def _copy_rows(self, copy_sql: str, rows, batch: int = 5000) -> None:
+        """COPY an iterable in batches: each COPY ends before the next batch is produced,
+        because a connection cannot fetch from a cursor while it is in COPY mode."""
+        connection = self.cursor.cursor.connection
+        chunk = []
+        with connection.cursor() as writer:
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= batch:
+                    self._copy_chunk(writer, copy_sql, chunk)
+                    chunk = []
+            if chunk:
+                self._copy_chunk(writer, copy_sql, chunk)
+
+    @staticmethod
+    def _copy_chunk(writer, copy_sql: str, chunk: list) -> None:
+        with writer.copy(copy_sql) as copy:
+            for row in chunk:
+                copy.write_row(row)
+
+    def _punch_duplicates(self) -> int:
+        self.cursor.execute(
+            """
+            SELECT count(*) - count(DISTINCT (employee_id, first_in))
+            FROM import_resolved WHERE employee_id IS NOT NULL
+            """
+        )
+        return self.cursor.fetchone()[0]
+
+    def _merge_with_existing(self) -> None:
+        """Merge mode: earliest in and latest out of the file and the day as it is; the
+        schedule re-judges the merged times unless the file states leave or a day off."""
+        self._sql(
+            """
+            UPDATE import_days d
+            SET first_in = LEAST(d.first_in, a.first_in),
+                last_out = GREATEST(d.last_out, a.last_out),
+                status = CASE WHEN d.status IN ('leave', 'off') THEN d.status END
+            FROM attendance_attendancerecord a
+            WHERE a.employee_id = d.employee_id AND a.work_date = d.work_date
+              AND a.source NOT IN ('adjustment', 'manual')
+            """
+        )
+
+    def _judge_undecided_days(self) -> None:
+        """Days without a stated status (punch formats, merged days, the template's empty
+        status) are judged by the organisation's schedule: the same rules as web punches."""
+        self.cursor.execute("SELECT 1 FROM import_days WHERE status IS NULL LIMIT 1")
+        if self.cursor.fetchone() is None:
+            return
+        self._sql(
+            "CREATE TEMP TABLE import_judged (row_no integer, work_minutes integer,"
+            " late_minutes integer, early_minutes integer, status text, first_in timestamptz,"
+            " last_out timestamptz) ON COMMIT DROP"
+        )
+
+        def judged():
+            for row_no, work_date, first_in, last_out in self._stream(
+                "SELECT row_no, work_date, first_in, last_out FROM import_days WHERE status IS NULL"
+            ):
+                punches = []
+                if first_in is not None:
+                    punches.append((first_in, PunchKind.IN))
+                if last_out is not None:
+                    punches.append((last_out, PunchKind.OUT))
+                result = judge_day(self.organisation, work_date, punches)
+                yield (
+                    row_no,
+                    result.work_minutes,
+                    result.late_minutes,
+                    result.early_leave_minutes,
+                    result.status,
+                    result.first_in,
+                    result.last_out,
+                )
+
+        self._copy_rows(
+            "COPY import_judged (row_no, work_minutes, late_minutes, early_minutes, status,"
+            " first_in, last_out) FROM STDIN",
+            judged(),
+        )
+        self._sql(
+            """
+            UPDATE import_days d
+            SET work_minutes = j.work_minutes, late_minutes = j.late_minutes,
+                early_minutes = j.early_minutes, status = j.status,
+                first_in = j.first_in, last_out = j.last_out
+            FROM import_judged j WHERE j.row_no = d.row_no
+            """
+        )
+
+    # --- preview -----------------------------------------------------------------------
+
+    def preview_items(self, limit: int) -> list[dict]:
+        """The first rows of the file as the import would treat them."""
+        self.cursor.execute(
+            """
+            SELECT p.row_no, e.employee_no, e.name, p.work_date, p.first_in, p.last_out,
+                   p.work_minutes, p.late_minutes, p.status, p.action
+            FROM import_plan p JOIN attendance_employee e ON e.id = p.employee_id
+            ORDER BY p.row_no LIMIT %(limit)s
+            """,
+            {"limit": limit},
+        )
+        return [
+            {
+                "row": row_no,
+                "employeeNo": employee_no,
+                "name": name,
+                "workDate": work_date.isoformat(),
+                "firstIn": first_in.isoformat() if first_in else None,
+                "lastOut": last_out.isoformat() if last_out else None,
+                "workMinutes": work_minutes,
+                "lateMinutes": late_minutes,
+                "status": status,
+                "action": action,
+            }
+            for (
+                row_no,
+                employee_no,
+                name,
+                work_date,
+                first_in,
+                last_out,
+                work_minutes,
+                late_minutes,
+                status,
+                action,
+            ) in self.cursor.fetchall()
+        ]
+
+    ISSUES_SQL = """
+        SELECT row_no, col, code, message, action, employee_ref FROM (
+            SELECT row_no, coalesce(col, '') AS col, code, message,
+                   CASE kind WHEN 's' THEN 'skipped' ELSE 'invalid' END AS action,
+                   '' AS employee_ref
+            FROM import_stage WHERE kind IN ('s', 'e')
+            UNION ALL
+            SELECT row_no, '' AS col, 'UNKNOWN_EMPLOYEE',
+                   'No employee in the organisation has number "' || coalesce(emp_no, '')
+                   || '", DingTalk UserId "' || coalesce(dt_id, '')
+                   || '" or device PIN "' || coalesce(pin, '') || '".',
+                   'skipped', COALESCE(NULLIF(emp_no, ''), NULLIF(dt_id, ''), pin)
+            FROM import_resolved WHERE employee_id IS NULL
+            UNION ALL
+            SELECT p.row_no, '', CASE p.action
+                    WHEN 'invalid' THEN 'OUT_BEFORE_IN'
+                    WHEN 'duplicate' THEN 'DUPLICATE_ROW'
+                    ELSE 'CORRECTED_DAY_KEPT' END,
+                   CASE p.action
+                    WHEN 'invalid' THEN 'The last punch is earlier than the first.'
+                    WHEN 'duplicate' THEN 'An earlier row already gives this employee''s day '
+                        || p.work_date::text || '; the first row wins.'
+                    ELSE 'The day ' || p.work_date::text || ' was corrected by an approver or '
+                        || 'by hand; the import leaves it as it is.' END,
+                   p.action, ''
+            FROM import_plan p WHERE p.action IN ('invalid', 'duplicate', 'skipped')
+        ) issues
+    """
+
+    def issues(self, limit: int | None) -> tuple[list[dict], int]:
+        self.cursor.execute(f"SELECT count(*) FROM ({self.ISSUES_SQL}) counted")  # noqa: S608
+        total = self.cursor.fetchone()[0]
+        limit_sql = "LIMIT %(limit)s" if limit is not None else ""
+        self.cursor.execute(
+            f"{self.ISSUES_SQL} ORDER BY row_no, code {limit_sql}",
+            {"limit": limit},
+        )
+        errors = [
+            {"row": row_no, "column": column, "code": code, "message": message}
+            for row_no, column, code, message, _action, _ref in self.cursor.fetchall()
+        ]
+        return errors, total
+
+    def issues_copy_sql(self) -> str:
+        return f"COPY ({self.ISSUES_SQL} ORDER BY row_no, code) TO STDOUT"
+
+    # --- apply -------------------------------------------------------------------------
+
+    def apply(self, *, batch_id: int, applied_at: dt.datetime, progress: Progress | None) -> None:
+        """Write the plan: per chunk of source rows, first the items with the records'
+        pre-images (locked, so nothing changes between reading and writing them), then the
+        records. Skips, errors and duplicates become items too, for the batch report."""
+        params = {"org": self.organisation.pk, "batch": batch_id, "now": applied_at}
+        self.cursor.execute("SELECT coalesce(max(row_no), 0) FROM import_plan")
+        last_row = self.cursor.fetchone()[0]
+        chunk = max(1, settings.IMPORT_CHUNK_ROWS)
+        total = self.result.day_rows
+        done = 0
+        start = 0
+        while start <= last_row:
+            bounds = {**params, "low": start, "high": start + chunk}
+            self._sql(
+                """
+                WITH prior AS (
+                    SELECT a.* FROM attendance_attendancerecord a
+                    JOIN import_plan p ON a.id = p.record_id
+                    WHERE p.action = 'updated' AND p.row_no >= %(low)s AND p.row_no < %(high)s
+                    FOR UPDATE OF a
+                )
+                INSERT INTO imports_importitem
+                    (batch_id, "row", action, code, "column", message, employee_ref,
+                     employee_id, work_date, record_id, first_in, last_out, status,
+                     prior_first_in, prior_last_out, prior_work_minutes, prior_late_minutes,
+                     prior_early_leave_minutes, prior_status, prior_source, prior_batch_id,
+                     prior_note, prior_updated_at)
+                SELECT %(batch)s, p.row_no, p.action, '', '', '', '', p.employee_id,
+                       p.work_date, p.record_id, p.first_in, p.last_out, p.status,
+                       o.first_in, o.last_out, o.work_minutes, o.late_minutes,
+                       o.early_leave_minutes, coalesce(o.status, ''), coalesce(o.source, ''),
+                       o.batch_id, coalesce(o.note, ''), o.updated_at
+                FROM import_plan p LEFT JOIN prior o ON o.id = p.record_id
+                WHERE p.row_no >= %(low)s AND p.row_no < %(high)s
+                  AND p.action NOT IN ('invalid', 'duplicate', 'skipped')
+                """,
+                bounds,
+            )
+            self._sql(
+                """
+                INSERT INTO attendance_attendancerecord
+                    (organisation_id, employee_id, work_date, first_in, last_out, work_minutes,
+                     late_minutes, early_leave_minutes, status, source, batch_id, note,
+                     updated_at)
+                SELECT %(org)s, employee_id, work_date, first_in, last_out, work_minutes,
+                       late_minutes, early_minutes, status, 'import', %(batch)s, '', %(now)s
+                FROM import_plan
+                WHERE action IN ('inserted', 'updated')
+                  AND row_no >= %(low)s AND row_no < %(high)s
+                ON CONFLICT (employee_id, work_date) DO UPDATE SET
+                    first_in = EXCLUDED.first_in, last_out = EXCLUDED.last_out,
+                    work_minutes = EXCLUDED.work_minutes, late_minutes = EXCLUDED.late_minutes,
+                    early_leave_minutes = EXCLUDED.early_leave_minutes,
+                    status = EXCLUDED.status, source = EXCLUDED.source,
+                    batch_id = EXCLUDED.batch_id, note = EXCLUDED.note,
+                    updated_at = EXCLUDED.updated_at
+                """,
+                bounds,
+            )
+            done += self.cursor.rowcount if self.cursor.rowcount > 0 else 0
+            start += chunk
+            if progress is not None:
+                progress(min(done, total), total)
+            pause = settings.IMPORT_CHUNK_PAUSE_SECONDS
+            if pause:
+                time.sleep(pause)
+        self._sql(
+            f"""
+            INSERT INTO imports_importitem
+                (batch_id, "row", action, code, "column", message, employee_ref, employee_id,
+                 work_date, status, prior_status, prior_source, prior_note)
+            SELECT %(batch)s, issues.row_no, issues.action, issues.code, issues.col,
+                   left(issues.message, 500), left(issues.employee_ref, 100), NULL, NULL, '',
+                   '', '', ''
+            FROM ({self.ISSUES_SQL}) issues
+            """,  # noqa: S608
+            params,
+        )
+        if self.fmt.kind == "punch":
+            self._store_punches(params)
+
+    def _store_punches(self, params: dict) -> None:
+        """Device and raw punches are kept as punches too (a resend creates nothing), so a
+        later web punch re-derives the day from everything known."""
+        source = PunchSource.DEVICE if self.fmt.name == "zkteco_attlog" else PunchSource.IMPORT
+        self._sql(
+            """
+            INSERT INTO attendance_punch
+                (organisation_id, employee_id, kind, occurred_at, received_at, work_date,
+                 source, source_key, batch_id)
+            SELECT DISTINCT ON (employee_id, first_in)
+                   %(org)s, employee_id, 'unknown', first_in, %(now)s, work_date,
+                   %(source)s,
+                   'import:' || employee_id || ':' || floor(extract(epoch FROM first_in))::bigint,
+                   %(batch)s
+            FROM import_resolved WHERE employee_id IS NOT NULL
+            ORDER BY employee_id, first_in, row_no
+            ON CONFLICT (organisation_id, source_key) DO NOTHING
+            """,
+            {**params, "source": source},
+        )

@@ -1,0 +1,35 @@
+"""Thin tasks: take ids, call a service. Retries live here, idempotency in the service."""
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from imports import services
+
+
+@shared_task(
+    name="imports.tasks.run_import_job",
+    bind=True,
+    acks_late=True,
+    # A worker that dies mid-commit (SIGKILL, OOM) hands the task back instead of losing
+    # it; the commit's transaction died with it, so the retry starts from a clean slate.
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def run_import_job(self, job_id: str) -> str:
+    try:
+        job = services.import_job_run(job_id=job_id)
+    except (OperationalError, InterfaceError):
+        if self.request.retries >= self.max_retries:
+            services.import_job_fail(job_id=job_id, message="The database kept failing.")
+        raise
+    except Exception:
+        services.import_job_fail(job_id=job_id, message="The job failed unexpectedly.")
+        raise
+    return job.status
+
+
+@shared_task(name="imports.tasks.purge_expired_uploads")
+def purge_expired_uploads() -> int:
+    return services.purge_expired_uploads()

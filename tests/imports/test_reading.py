@@ -1,0 +1,450 @@
+"""imports.formats.reading: containers, encodings, delimiters, XLSX safety, header finding.
+
+Pure unit tests: files are written to tmp_path; nothing touches the database.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import defusedxml
+import openpyxl
+import openpyxl.xml
+import pytest
+
+from imports.formats import reading
+from imports.formats.base import EmptyFile, UnsupportedFormat
+from imports.formats.reading import find_header, open_table
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Replaces the suite-wide fixture that clears the (database-backed) cache: these
+    tests use neither the cache nor the database."""
+    yield
+
+
+def write_text(path: Path, rows: list[list[str]], *, encoding="utf-8", delimiter=",", eol="\n"):
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator=eol).writerows(rows)
+    path.write_bytes(buffer.getvalue().encode(encoding))
+    return path
+
+
+def write_xlsx(path: Path, rows: list[list], *, sheets: tuple[str, ...] = ("Sheet",)) -> Path:
+    workbook = openpyxl.Workbook()
+    workbook.active.title = sheets[0]
+    for row in rows:
+        workbook.active.append(row)
+    for name in sheets[1:]:
+        workbook.create_sheet(name).append(["not", "this", "sheet"])
+    workbook.save(path)
+    return path
+
+
+def all_rows(table) -> list[tuple[int, list[str]]]:
+    return list(table.rows())
+
+
+def error_code(excinfo) -> str:
+    return excinfo.value.code
+
+
+# --- safety baseline ----------------------------------------------------------------------
+
+
+def test_openpyxl_parses_xml_through_defusedxml():
+    assert openpyxl.xml.DEFUSEDXML is True
+
+
+# --- encodings, line endings, delimiters ---------------------------------------------------
+
+ROWS = [["工号", "姓名", "日期"], ["00042", "张三", "26-05-01 星期五"], [" 007 ", "李四 ", ""]]
+STRIPPED = [["工号", "姓名", "日期"], ["00042", "张三", "26-05-01 星期五"], ["007", "李四", ""]]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "write_as", "reported"),
+    [
+        ("utf-8", "utf-8", "utf-8"),
+        ("utf-8 with BOM", "utf-8-sig", "utf-8-sig"),
+        ("GB18030", "gb18030", "gb18030"),
+        ("GBK (a subset of GB18030)", "gbk", "gb18030"),
+        ("UTF-16LE with BOM", "utf-16", "utf-16"),
+    ],
+)
+@pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["LF", "CRLF"])
+def test_text_encodings_and_line_endings(tmp_path, encoding, write_as, reported, eol):
+    path = write_text(tmp_path / "f.csv", ROWS, encoding=write_as, eol=eol)
+    if write_as == "utf-16":
+        assert path.read_bytes().startswith(codecs.BOM_UTF16_LE)  # this machine is LE
+    table = open_table(path)
+    assert (table.container, table.encoding, table.delimiter) == ("csv", reported, ",")
+    assert all_rows(table) == list(enumerate(STRIPPED, 1))
+
+
+def test_utf16_big_endian_with_bom(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(codecs.BOM_UTF16_BE + "a,b\r\n1,2\r\n".encode("utf-16-be"))
+    table = open_table(path)
+    assert table.encoding == "utf-16"
+    assert all_rows(table) == [(1, ["a", "b"]), (2, ["1", "2"])]
+
+
+@pytest.mark.parametrize(("delimiter", "name"), [(",", "comma"), ("\t", "tab"), (";", "semicolon")])
+def test_delimiters(tmp_path, delimiter, name):
+    rows = [["每日汇总 统计日期：2026-05-01 至 2026-05-31"], [], *ROWS]
+    table = open_table(write_text(tmp_path / f"{name}.csv", rows, delimiter=delimiter))
+    assert table.delimiter == delimiter
+    assert table.container == "csv"
+    assert all_rows(table)[2:] == list(enumerate(STRIPPED, 3))
+
+
+def test_semicolon_with_decimal_commas_is_semicolon(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("a;b;c\n1,5;2;x\n3,25;4;y\n", encoding="utf-8")
+    assert open_table(path).delimiter == ";"
+
+
+def test_quoted_cell_keeps_internal_newlines_and_strips_its_ends(tmp_path):
+    path = write_text(tmp_path / "f.csv", [["a", "b"], ["  08:01 \n12:00 \n18:00  ", " x "]])
+    assert all_rows(open_table(path))[1] == (2, ["08:01 \n12:00 \n18:00", "x"])
+
+
+def test_rows_can_be_read_twice(tmp_path):
+    table = open_table(write_text(tmp_path / "f.csv", ROWS))
+    assert all_rows(table) == all_rows(table)
+
+
+def test_device_log_is_a_dat_container_read_without_quoting(tmp_path):
+    path = tmp_path / "attlog.txt"
+    path.write_bytes(
+        b'   700007\t2026-05-01 08:05:00\t1\t1\t15\t0\n  "42\t2026-05-01 09:00:00\t1\n'
+    )
+    table = open_table(path, filename="attlog.txt")
+    assert (table.container, table.delimiter, table.encoding) == ("dat", "\t", "utf-8")
+    assert all_rows(table) == [
+        (1, ["700007", "2026-05-01 08:05:00", "1", "1", "15", "0"]),
+        (2, ['"42', "2026-05-01 09:00:00", "1"]),
+    ]
+
+
+def test_container_comes_from_bytes_not_name(tmp_path):
+    path = write_xlsx(tmp_path / "export.csv", [["a", "b"]])
+    assert open_table(path, filename="export.csv").container == "xlsx"
+    text = write_text(tmp_path / "export.xlsx", ROWS)
+    assert open_table(text).container == "csv"
+
+
+# --- xlsx ---------------------------------------------------------------------------------
+
+
+def test_xlsx_cells_become_text(tmp_path):
+    path = write_xlsx(
+        tmp_path / "f.xlsx",
+        [
+            ["text ", 42, 42.0, 1.5, None, True],
+            [dt.datetime(2026, 5, 1, 8, 30), dt.datetime(2026, 5, 1, 8, 30, 15), "00042"],
+            [dt.date(2026, 5, 1), dt.time(8, 30), "08:01 \n12:00 "],
+        ],
+    )
+    table = open_table(path)
+    assert (table.container, table.encoding, table.delimiter) == ("xlsx", "", "")
+    assert all_rows(table) == [
+        (1, ["text", "42", "42", "1.5", "", "TRUE"]),
+        (2, ["2026-05-01 08:30", "2026-05-01 08:30:15", "00042"]),
+        # openpyxl reads a date-formatted cell back as a datetime at midnight.
+        (3, ["2026-05-01 00:00", "08:30", "08:01 \n12:00"]),
+    ]
+
+
+def test_xlsx_reads_the_first_worksheet_with_gapless_row_numbers(tmp_path):
+    path = write_xlsx(tmp_path / "f.xlsx", [["title"], [], ["a", "b"]], sheets=("每日统计", "x"))
+    table = open_table(path)
+    assert table.sheet_name == "每日统计"
+    assert [(number, cells) for number, cells in all_rows(table) if any(cells)] == [
+        (1, ["title"]),
+        (3, ["a", "b"]),
+    ]
+    assert [number for number, _ in all_rows(table)] == [1, 2, 3]
+
+
+def test_xlsx_with_a_wrong_dimension_is_read_whole(tmp_path):
+    """Some generators write <dimension ref="A1"/>; openpyxl would then cut every row."""
+    source = write_xlsx(tmp_path / "f.xlsx", [["a", "b", "c"], ["1", "2", "3"]])
+    damaged = tmp_path / "damaged.xlsx"
+    rewrite_zip(
+        source,
+        damaged,
+        {
+            "xl/worksheets/sheet1.xml": lambda xml: xml.replace(
+                b'<dimension ref="A1:C2"/>', b'<dimension ref="A1"/>'
+            )
+        },
+    )
+    assert all_rows(open_table(damaged)) == [(1, ["a", "b", "c"]), (2, ["1", "2", "3"])]
+
+
+def rewrite_zip(source: Path, target: Path, changes: dict) -> Path:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for entry in old.infolist():
+            data = old.read(entry)
+            if entry.filename in changes:
+                data = changes[entry.filename](data)
+            new.writestr(entry.filename, data)
+    return target
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+
+def test_legacy_xls_is_refused_with_advice(tmp_path):
+    path = tmp_path / "f.xls"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600)
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert error_code(excinfo) == "UNSUPPORTED_FORMAT"
+    assert excinfo.value.message == (
+        "Legacy .xls workbooks are not read; save the sheet as XLSX or CSV and upload that."
+    )
+
+
+def test_random_binary_is_refused(tmp_path):
+    path = tmp_path / "photo.csv"
+    path.write_bytes(os.urandom(64 * 1024))
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert error_code(excinfo) == "UNSUPPORTED_FORMAT"
+
+
+def test_bytes_neither_utf8_nor_gb18030_are_refused(tmp_path):
+    path = tmp_path / "f.csv"
+    # 0xFF never starts a UTF-8 or a GB18030 sequence.
+    path.write_bytes(b"a,b\n\xff\xfe\xff,1\n")
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert "UTF-8" in excinfo.value.message
+
+
+def test_zip_that_is_not_a_workbook_is_refused(tmp_path):
+    path = tmp_path / "f.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("word/document.xml", "<w:document/>")
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert error_code(excinfo) == "UNSUPPORTED_FORMAT"
+    assert "not an XLSX workbook" in excinfo.value.message
+
+
+def test_truncated_zip_is_refused(tmp_path):
+    source = write_xlsx(tmp_path / "f.xlsx", [["a"]])
+    path = tmp_path / "cut.xlsx"
+    path.write_bytes(source.read_bytes()[:300])
+    with pytest.raises(UnsupportedFormat):
+        open_table(path)
+
+
+def minimal_workbook_entries() -> dict[str, bytes]:
+    source = io.BytesIO()
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["a"])
+    workbook.save(source)
+    with zipfile.ZipFile(source) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_zip_bomb_sheet_is_refused_before_openpyxl(tmp_path):
+    """50 MB of one repeated byte deflates to ~50 KB: a ratio no real sheet has."""
+    path = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in minimal_workbook_entries().items():
+            if name != "xl/worksheets/sheet1.xml":
+                archive.writestr(name, data)
+        with archive.open("xl/worksheets/sheet1.xml", "w") as part:
+            chunk = b"A" * (1024 * 1024)
+            for _ in range(50):
+                part.write(chunk)
+    entry = zipfile.ZipFile(path).getinfo("xl/worksheets/sheet1.xml")
+    assert entry.file_size / entry.compress_size > 200
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert error_code(excinfo) == "UNSUPPORTED_FORMAT"
+    assert "zip bomb" in excinfo.value.message
+
+
+def test_workbook_inflating_past_the_setting_is_refused(tmp_path, settings):
+    settings.IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = 2000
+    path = write_xlsx(tmp_path / "f.xlsx", [["a", "b"]])
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert error_code(excinfo) == "UNSUPPORTED_FORMAT"
+    assert "more than the 2000 allowed" in excinfo.value.message
+
+
+def test_workbook_with_too_many_parts_is_refused(tmp_path):
+    path = tmp_path / "many.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in minimal_workbook_entries().items():
+            archive.writestr(name, data)
+        for number in range(reading.XLSX_MAX_ENTRIES):
+            archive.writestr(f"xl/media/{number}.bin", b"")
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert "parts" in excinfo.value.message
+
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+    b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+    b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" '
+    b'uniqueCount="1"><si><t>&lol3;</t></si></sst>'
+)
+
+
+def billion_laughs_workbook(tmp_path) -> Path:
+    """A workbook whose shared strings (a part openpyxl parses on opening) declare nested
+    entities. openpyxl itself writes inline strings, so the part is added and registered."""
+    source = write_xlsx(tmp_path / "source.xlsx", [["text cell"]])
+    content_type = (
+        b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'
+    )
+    target = rewrite_zip(
+        source,
+        tmp_path / "laughs.xlsx",
+        {"[Content_Types].xml": lambda xml: xml.replace(b"</Types>", content_type)},
+    )
+    with zipfile.ZipFile(target, "a") as archive:
+        archive.writestr("xl/sharedStrings.xml", BILLION_LAUGHS)
+    return target
+
+
+def test_entity_declarations_are_refused(tmp_path):
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(billion_laughs_workbook(tmp_path))
+    assert error_code(excinfo) == "UNSUPPORTED_FORMAT"
+    assert "xl/sharedStrings.xml" in excinfo.value.message
+
+
+def test_defusedxml_refuses_entities_even_without_the_pre_check(tmp_path, monkeypatch):
+    monkeypatch.setattr(reading, "check_xlsx_archive", lambda path: None)
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(billion_laughs_workbook(tmp_path))
+    assert "cannot be read" in excinfo.value.message
+    assert str(tmp_path) not in excinfo.value.message  # no server path reaches the client
+    causes, error = [], excinfo.value
+    while error is not None:
+        causes.append(error)
+        error = error.__cause__ or error.__context__
+    assert any(isinstance(cause, defusedxml.DefusedXmlException) for cause in causes)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"   \r\n\r\n\t ", codecs.BOM_UTF8, codecs.BOM_UTF8 + b"\r\n", codecs.BOM_UTF16_LE],
+    ids=["zero bytes", "whitespace", "utf-8 BOM", "BOM and newline", "utf-16 BOM"],
+)
+def test_empty_files(tmp_path, content):
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    with pytest.raises(EmptyFile) as excinfo:
+        open_table(path)
+    assert error_code(excinfo) == "EMPTY_FILE"
+
+
+def test_empty_workbook(tmp_path):
+    with pytest.raises(EmptyFile) as excinfo:
+        open_table(write_xlsx(tmp_path / "f.xlsx", []))
+    assert error_code(excinfo) == "EMPTY_FILE"
+
+
+# --- headers ------------------------------------------------------------------------------
+
+
+def has_date_and_person(cells: list[str]) -> bool:
+    return "日期" in cells and "工号" in cells
+
+
+def test_header_after_title_and_blank_rows(tmp_path):
+    rows = [
+        ["每日汇总 统计日期：2026-05-01 至 2026-05-31", ""],
+        ["", ""],
+        ["工号", "日期"],
+        ["1", "2"],
+    ]
+    table = open_table(write_text(tmp_path / "f.csv", rows))
+    assert find_header(table, has_date_and_person) == (3, ["工号", "日期"])
+
+
+@pytest.mark.parametrize(
+    "leave_columns",
+    [("事假(小时)", "年假(天)"), ("事假(小时)", "年假(天)", "调休(小时)", "病假(小时)")],
+)
+def test_two_level_header_names_sub_columns_by_their_second_row(tmp_path, leave_columns):
+    blanks = [""] * (len(leave_columns) - 1)
+    rows = [
+        ["每日汇总"],
+        ["报表生成时间：2026-06-01 15:22"],
+        ["姓名", "工号", "日期", "请假", *blanks, "备注"],
+        ["", "", "", *leave_columns, ""],
+        ["张三", "00042", "26-05-01 星期五", "8", *blanks, ""],
+    ]
+    table = open_table(write_xlsx(tmp_path / "f.xlsx", rows))
+    assert find_header(table, has_date_and_person) == (
+        4,
+        ["姓名", "工号", "日期", *leave_columns, "备注"],
+    )
+
+
+def test_a_group_of_one_sub_column_is_not_recognised(tmp_path):
+    """Known limit of the rule (blank row-one cells mark a group): a group with a single
+    sub-column has no blank cell, so its second row is read as a data row (which then
+    fails for want of an employee)."""
+    rows = [["姓名", "工号", "日期", "请假"], ["", "", "", "事假(小时)"]]
+    table = open_table(write_text(tmp_path / "f.csv", rows))
+    assert find_header(table, has_date_and_person) == (1, ["姓名", "工号", "日期", "请假"])
+
+
+def test_a_data_row_after_the_header_is_not_a_second_header_row(tmp_path):
+    rows = [["工号", "日期", "请假", ""], ["00042", "2026-05-01", "8", ""]]
+    table = open_table(write_text(tmp_path / "f.csv", rows))
+    assert find_header(table, has_date_and_person) == (1, ["工号", "日期", "请假", ""])
+
+
+def test_header_mapping_applies_before_the_predicate(tmp_path):
+    table = open_table(write_text(tmp_path / "f.csv", [["Staff No", "Date"], ["1", "2"]]))
+    assert find_header(table, has_date_and_person) is None
+    mapping = {"Staff No": "工号", "Date": "日期"}
+    assert find_header(table, has_date_and_person, mapping=mapping) == (1, ["工号", "日期"])
+
+
+def test_header_beyond_the_scanned_rows_is_not_found(tmp_path):
+    rows = [[f"title {number}"] for number in range(25)] + [["工号", "日期"]]
+    table = open_table(write_text(tmp_path / "f.csv", rows))
+    assert find_header(table, has_date_and_person) is None
+    assert find_header(table, has_date_and_person, max_scan=30) == (26, ["工号", "日期"])
+
+
+def test_synthetic_fixtures_are_in_the_repository():
+    for name in (
+        "dingtalk_daily.xlsx",
+        "dingtalk_daily_utf8bom.csv",
+        "dingtalk_daily_gbk.csv",
+        "dingtalk_raw.xlsx",
+        "attlog.dat",
+        "employees.csv",
+        "expected_daily.json",
+        "expected_raw.json",
+        "expected_attlog.json",
+    ):
+        assert (FIXTURES / name).is_file(), name
