@@ -132,8 +132,14 @@ class Punch(models.Model):
 
 
 class AttendanceRecord(models.Model):
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
-    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="records")
+    # No single-column indexes on these two: (organisation, work_date) and the unique
+    # (employee, work_date) lead with them, and every extra index is write cost on imports.
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    employee = models.ForeignKey(
+        Employee, on_delete=models.PROTECT, related_name="records", db_index=False
+    )
     work_date = models.DateField()
     first_in = models.DateTimeField(null=True, blank=True)
     last_out = models.DateTimeField(null=True, blank=True)

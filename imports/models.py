@@ -118,7 +118,10 @@ class ImportItem(models.Model):
     """What one source row did. For updates, the ``prior_*`` columns are the record as it was
     (the pre-image); written with COPY-speed set-based SQL, never row by row."""
 
-    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="items")
+    # Indexed by (batch, action, row) below, which also serves lookups by batch alone.
+    batch = models.ForeignKey(
+        ImportBatch, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     row = models.PositiveIntegerField()
     action = models.CharField(max_length=12, choices=ItemAction.choices)
     code = models.CharField(max_length=40, blank=True)

@@ -43,6 +43,12 @@ KEPT_SOURCES = (RecordSource.ADJUSTMENT, RecordSource.MANUAL)
 STATED_STATUSES = (RecordStatus.LEAVE, RecordStatus.OFF)
 
 Progress = Callable[[int, int], None]
+STAGE_TYPES = (
+    ["int4", "text"]
+    + ["text"] * 5
+    + ["date", "timestamptz", "timestamptz", "int4", "int4", "int4"]
+    + ["text"] * 4
+)
 
 
 @dataclass
@@ -74,14 +80,14 @@ class ImportEngine:
         # Dropped at the end of the transaction; dropping first also lets a second run reuse
         # the names inside one outer transaction (tests, nested atomic blocks).
         self._sql(
-            "DROP TABLE IF EXISTS import_stage, import_resolved, import_days, import_judged,"
-            " import_plan"
+            "DROP TABLE IF EXISTS import_stage, import_people, import_resolved, import_days,"
+            " import_judged, import_plan"
         )
         self._sql(
             """
             CREATE TEMP TABLE import_stage (
                 row_no integer NOT NULL,
-                kind "char" NOT NULL,        -- d day, p punch, s skipped, e error
+                kind text NOT NULL,          -- d day, p punch, s skipped, e error
                 emp_no text, dt_id text, pin text, name text, dept text,
                 work_date date, first_in timestamptz, last_out timestamptz,
                 work_minutes integer, late_minutes integer, early_minutes integer,
@@ -94,9 +100,12 @@ class ImportEngine:
         copy_sql = (
             "COPY import_stage (row_no, kind, emp_no, dt_id, pin, name, dept, work_date,"
             " first_in, last_out, work_minutes, late_minutes, early_minutes, status, code,"
-            " col, message) FROM STDIN"
+            " col, message) FROM STDIN (FORMAT BINARY)"
         )
         with raw.copy(copy_sql) as copy:
+            # Binary COPY: no text formatting of dates and numbers on either side (about
+            # twice as fast as text COPY for half a million rows here).
+            copy.set_types(STAGE_TYPES)
             write = copy.write_row
             for parsed in self.fmt.parse(table, options):
                 count += 1
@@ -107,9 +116,9 @@ class ImportEngine:
                         (
                             parsed.row,
                             "d",
-                            person.employee_no,
-                            person.dingtalk_user_id,
-                            person.device_pin,
+                            person.employee_no or "",
+                            person.dingtalk_user_id or "",
+                            person.device_pin or "",
                             person.name,
                             person.department,
                             parsed.work_date,
@@ -130,9 +139,9 @@ class ImportEngine:
                         (
                             parsed.row,
                             "p",
-                            person.employee_no,
-                            person.dingtalk_user_id,
-                            person.device_pin,
+                            person.employee_no or "",
+                            person.dingtalk_user_id or "",
+                            person.device_pin or "",
                             person.name,
                             person.department,
                             parsed.work_date,
@@ -178,24 +187,41 @@ class ImportEngine:
 
     def plan(self, *, create_missing: bool) -> Plan:
         org = self.organisation.pk
+        # People are resolved once per distinct identity (thousands), not per row (hundreds
+        # of thousands); rows then join to them by hash.
+        self._sql("ANALYZE import_stage")
+        self._sql(
+            """
+            CREATE TEMP TABLE import_people ON COMMIT DROP AS
+            SELECT DISTINCT emp_no, dt_id, pin FROM import_stage WHERE kind IN ('d', 'p')
+            """
+        )
         if create_missing:
             self._create_missing_employees()
-        # Resolve people: employee number first, then DingTalk UserId, then device PIN.
+        # Employee number first, then DingTalk UserId, then device PIN.
+        self._sql(
+            """
+            ALTER TABLE import_people ADD COLUMN employee_id bigint;
+            UPDATE import_people p SET employee_id = COALESCE(
+                (SELECT e.id FROM attendance_employee e WHERE e.organisation_id = %(org)s
+                   AND p.emp_no <> '' AND e.employee_no = p.emp_no),
+                (SELECT e.id FROM attendance_employee e WHERE e.organisation_id = %(org)s
+                   AND p.dt_id <> '' AND e.dingtalk_user_id = p.dt_id),
+                (SELECT e.id FROM attendance_employee e WHERE e.organisation_id = %(org)s
+                   AND p.pin <> '' AND e.device_pin = p.pin));
+            ANALYZE import_people;
+            """,
+            {"org": org},
+        )
         self._sql(
             """
             CREATE TEMP TABLE import_resolved ON COMMIT DROP AS
-            SELECT s.*, COALESCE(en.id, ed.id, ep.id) AS employee_id
+            SELECT s.*, p.employee_id
             FROM import_stage s
-            LEFT JOIN attendance_employee en
-                   ON en.organisation_id = %(org)s AND s.emp_no <> '' AND en.employee_no = s.emp_no
-            LEFT JOIN attendance_employee ed
-                   ON ed.organisation_id = %(org)s AND s.dt_id <> ''
-                  AND ed.dingtalk_user_id = s.dt_id
-            LEFT JOIN attendance_employee ep
-                   ON ep.organisation_id = %(org)s AND s.pin <> '' AND ep.device_pin = s.pin
+            JOIN import_people p
+              ON p.emp_no = s.emp_no AND p.dt_id = s.dt_id AND p.pin = s.pin
             WHERE s.kind IN ('d', 'p')
-            """,
-            {"org": org},
+            """
         )
         if self.fmt.kind == "punch":
             self._fold_punches()
@@ -266,20 +292,24 @@ class ImportEngine:
             INSERT INTO attendance_employee
                 (organisation_id, employee_no, name, department, dingtalk_user_id, device_pin,
                  is_active, created_at)
+            WITH missing AS (
+                SELECT p.* FROM import_people p
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM attendance_employee e
+                    WHERE e.organisation_id = %(org)s
+                      AND ((p.emp_no <> '' AND e.employee_no = p.emp_no)
+                        OR (p.dt_id <> '' AND e.dingtalk_user_id = p.dt_id)
+                        OR (p.pin <> '' AND e.device_pin = p.pin)))
+            )
             SELECT DISTINCT ON (label)
                    %(org)s, label, left(coalesce(name, ''), 200), left(coalesce(dept, ''), 200),
-                   left(coalesce(dt_id, ''), 64), left(coalesce(pin, ''), 32), true, now()
+                   left(dt_id, 64), left(pin, 32), true, now()
             FROM (
                 SELECT s.*, COALESCE(NULLIF(s.emp_no, ''), NULLIF(s.dt_id, ''), s.pin) AS label
                 FROM import_stage s
+                JOIN missing m ON m.emp_no = s.emp_no AND m.dt_id = s.dt_id AND m.pin = s.pin
                 WHERE s.kind IN ('d', 'p')
-                  AND NOT EXISTS (
-                      SELECT 1 FROM attendance_employee e
-                      WHERE e.organisation_id = %(org)s
-                        AND ((s.emp_no <> '' AND e.employee_no = s.emp_no)
-                          OR (s.dt_id <> '' AND e.dingtalk_user_id = s.dt_id)
-                          OR (s.pin <> '' AND e.device_pin = s.pin)))
-            ) missing
+            ) named
             WHERE label <> '' AND length(label) <= 64
             ORDER BY label, row_no
             ON CONFLICT DO NOTHING
