@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
+ROWS ?= 500000
 
-.PHONY: run test lint format install migrate seed worker clean-data
+.PHONY: run test lint format install migrate seed worker clean-data bench-import
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +43,8 @@ seed: migrate
 clean-data:
 	$(BIN)/python -c "from config import embedded; embedded.stop_database()" || true
 	rm -rf .data
+
+## make bench-import ROWS=500000: the import pipeline over HTTP vs psql \copy and
+## django-import-export, on a fresh database; prints JSON (BENCH_ARGS: e.g. --keep).
+bench-import: $(STAMP)
+	@$(BIN)/python -m benchmarks.import_bench --rows $(ROWS) $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench-import`). Not part of the installed app."""
