@@ -252,7 +252,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.DATA_DIR / "celerybeat-schedule")
 # Seconds before Redis hands an unacknowledged task (its worker died) to another worker.
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        # How often a worker looks for tasks a dead worker left unacknowledged (one cheap
+        # ZRANGE each time): kombu's default sweep is only every ~100 s.
+        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+        "unacked_restore_throttle": 1,
+    }
 CELERY_BEAT_SCHEDULE = {
     "audit-ensure-partitions": {
         "task": "audit.tasks.ensure_audit_partitions",

@@ -1,0 +1,239 @@
+"""Real processes: a Celery worker killed with SIGKILL in the middle of an async commit, and
+a web process restarted between prepare and commit.
+
+The worker test needs Redis (the machine's, at REDIS_URL or 127.0.0.1:6379): only a broker
+that keeps unacknowledged messages can hand a dead worker's task to the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import connection
+
+from attendance import services as attendance_services
+from attendance.models import AttendanceRecord
+from audit.models import AuditEvent
+from config.celery import app as celery_app
+from imports import services
+from imports.models import ImportBatch, ImportItem, ImportJob
+from imports.tasks import run_import_job
+from tests.support import PYTHON, ROOT, child_env
+
+ROWS = 3000
+# Database 14 of the machine's Redis: apart from the suite's caches (1–15 by xdist worker
+# are flushed per test, but only the workers' own) and from a developer's queue in 0.
+BROKER_URL = (
+    urlsplit(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379")._replace(path="/14").geturl()
+)
+
+
+def _standard_csv(rows: int) -> bytes:
+    lines = ["employee_no,name,work_date,first_in,last_out,status"]
+    for number in range(rows):
+        day = f"2026-0{4 + number % 3}-{1 + number // 300 % 28:02d}"
+        lines.append(f"W{number % 300:04d},Worker {number % 300},{day},09:0{number % 10},18:00,")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _worker(queue: str, storage, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=child_env(
+            CELERY_BROKER_URL=BROKER_URL,
+            CELERY_VISIBILITY_TIMEOUT="3",
+            CELERY_UNACKED_RESTORE_INTERVAL="1",
+            IMPORT_TASK_QUEUE=queue,
+            IMPORT_STORAGE_DIR=str(storage),
+            **env,
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def _job() -> ImportJob:
+    return ImportJob.objects.get()
+
+
+@pytest.mark.integration
+@pytest.mark.xdist_group("celery-worker")
+def test_a_worker_killed_mid_commit_is_replaced_and_the_job_completes_exactly_once(
+    transactional_db, organisation, people, monkeypatch, settings
+):
+    queue = f"import-test-{uuid.uuid4().hex[:8]}"
+    settings.IMPORT_TASK_QUEUE = queue
+
+    def publish_to_redis(job):
+        with celery_app.connection_for_write(BROKER_URL) as broker:
+            run_import_job.apply_async(args=[str(job.pk)], queue=queue, connection=broker)
+
+    monkeypatch.setattr(services, "_enqueue", publish_to_redis)
+    upload = services.upload_create(
+        actor=people["importer"].user,
+        organisation=organisation,
+        filename="big.csv",
+        chunks=iter([_standard_csv(ROWS)]),
+    )
+    services.import_commit_async(
+        actor=people["importer"].user,
+        organisation=organisation,
+        options=services.ImportOptions(file_id=upload.pk, create_missing_employees=True),
+        commit_token=services.commit_token_issue(
+            actor=people["importer"].user, organisation=organisation
+        )[0],
+    )
+    # Small chunks with a pause between them: the commit is certainly mid-way when killed.
+    first = _worker(
+        queue,
+        settings.IMPORT_STORAGE_DIR,
+        IMPORT_CHUNK_ROWS="100",
+        IMPORT_CHUNK_PAUSE_SECONDS="0.3",
+    )
+    try:
+        _wait_for(
+            lambda: _job().status == "running" and _job().processed > ROWS,
+            60,
+            "the first worker reaching the apply phase",
+        )
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    running = _job()
+    assert running.status == "running" and running.attempts == 1
+    # The commit's transaction died with the worker: nothing of it is visible.
+    assert not ImportBatch.objects.exists()
+    assert not AttendanceRecord.objects.filter(organisation=organisation).exists()
+
+    second = _worker(queue, settings.IMPORT_STORAGE_DIR)
+    try:
+        done = _wait_for(
+            lambda: (job := _job()).status in ("succeeded", "failed") and job,
+            90,
+            "the second worker finishing the job",
+        )
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+
+    assert done.status == "succeeded", done.error
+    assert done.attempts == 2
+    assert done.progress_percent == 100
+    batch = ImportBatch.objects.get()
+    assert done.batch_id == batch.pk and done.result["batchId"] == batch.pk
+    assert batch.stats["insert"] == ROWS
+    records = AttendanceRecord.objects.filter(organisation=organisation)
+    assert records.count() == ROWS
+    assert records.values("employee_id", "work_date").distinct().count() == ROWS
+    assert ImportItem.objects.filter(batch=batch).count() == ROWS
+    assert AuditEvent.objects.filter(action="imports.batch.committed").count() == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _call(port: int, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body or {}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as failure:
+        return failure.code, json.loads(failure.read())
+
+
+def _web(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [PYTHON, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    def up():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    _wait_for(up, 60, "the web server answering")
+    return process
+
+
+@pytest.mark.integration
+@pytest.mark.xdist_group("celery-worker")
+def test_a_web_restart_between_prepare_and_commit_changes_nothing(
+    transactional_db, organisation, people
+):
+    _, token = attendance_services.api_token_issue(actor=None, user=people["importer"].user)
+    port = _free_port()
+    web = _web(port)
+    try:
+        status, prepared = _call(port, "/api/attendance/import/prepare", token)
+        assert status == 200
+    finally:
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait(timeout=10)
+    connection.close()
+
+    web = _web(port)
+    try:
+        body = {
+            "commitToken": prepared["data"]["commitToken"],
+            "csvText": "employee_no,name,work_date,first_in,last_out,status\n"
+            f"{people['employee'].employee_no},E,2026-05-04,09:00,18:00,\n",
+        }
+        status, committed = _call(port, "/api/attendance/import/commit", token, body)
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=10)
+    assert status == 200, committed
+    assert committed["data"]["stats"]["insert"] == 1
+    assert AttendanceRecord.objects.filter(employee=people["employee"]).count() == 1
