@@ -193,9 +193,12 @@ class ImportEngine:
         self._sql(
             """
             CREATE TEMP TABLE import_people ON COMMIT DROP AS
-            SELECT DISTINCT emp_no, dt_id, pin FROM import_stage WHERE kind IN ('d', 'p')
+            SELECT DISTINCT ON (emp_no, dt_id, pin) emp_no, dt_id, pin, name, dept, row_no
+            FROM import_stage WHERE kind IN ('d', 'p')
+            ORDER BY emp_no, dt_id, pin, row_no
             """
         )
+        self._sql("ANALYZE import_people")
         if create_missing:
             self._create_missing_employees()
         # Employee number first, then DingTalk UserId, then device PIN.
@@ -206,9 +209,10 @@ class ImportEngine:
                 (SELECT e.id FROM attendance_employee e WHERE e.organisation_id = %(org)s
                    AND p.emp_no <> '' AND e.employee_no = p.emp_no),
                 (SELECT e.id FROM attendance_employee e WHERE e.organisation_id = %(org)s
-                   AND p.dt_id <> '' AND e.dingtalk_user_id = p.dt_id),
+                   AND p.dt_id <> '' AND e.dingtalk_user_id <> ''
+                   AND e.dingtalk_user_id = p.dt_id),
                 (SELECT e.id FROM attendance_employee e WHERE e.organisation_id = %(org)s
-                   AND p.pin <> '' AND e.device_pin = p.pin));
+                   AND p.pin <> '' AND e.device_pin <> '' AND e.device_pin = p.pin));
             ANALYZE import_people;
             """,
             {"org": org},
@@ -292,24 +296,26 @@ class ImportEngine:
             INSERT INTO attendance_employee
                 (organisation_id, employee_no, name, department, dingtalk_user_id, device_pin,
                  is_active, created_at)
-            WITH missing AS (
-                SELECT p.* FROM import_people p
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM attendance_employee e
-                    WHERE e.organisation_id = %(org)s
-                      AND ((p.emp_no <> '' AND e.employee_no = p.emp_no)
-                        OR (p.dt_id <> '' AND e.dingtalk_user_id = p.dt_id)
-                        OR (p.pin <> '' AND e.device_pin = p.pin)))
-            )
             SELECT DISTINCT ON (label)
                    %(org)s, label, left(coalesce(name, ''), 200), left(coalesce(dept, ''), 200),
                    left(dt_id, 64), left(pin, 32), true, now()
             FROM (
-                SELECT s.*, COALESCE(NULLIF(s.emp_no, ''), NULLIF(s.dt_id, ''), s.pin) AS label
-                FROM import_stage s
-                JOIN missing m ON m.emp_no = s.emp_no AND m.dt_id = s.dt_id AND m.pin = s.pin
-                WHERE s.kind IN ('d', 'p')
-            ) named
+                SELECT p.*, COALESCE(NULLIF(p.emp_no, ''), NULLIF(p.dt_id, ''), p.pin) AS label
+                FROM import_people p
+                -- One NOT EXISTS per identifier, each able to use its (partial) unique index.
+                WHERE NOT EXISTS (
+                        SELECT 1 FROM attendance_employee e
+                        WHERE e.organisation_id = %(org)s AND p.emp_no <> ''
+                          AND e.employee_no = p.emp_no)
+                  AND NOT EXISTS (
+                        SELECT 1 FROM attendance_employee e
+                        WHERE e.organisation_id = %(org)s AND p.dt_id <> ''
+                          AND e.dingtalk_user_id <> '' AND e.dingtalk_user_id = p.dt_id)
+                  AND NOT EXISTS (
+                        SELECT 1 FROM attendance_employee e
+                        WHERE e.organisation_id = %(org)s AND p.pin <> ''
+                          AND e.device_pin <> '' AND e.device_pin = p.pin)
+            ) missing
             WHERE label <> '' AND length(label) <= 64
             ORDER BY label, row_no
             ON CONFLICT DO NOTHING

@@ -61,3 +61,34 @@ def error(response, status, code):
     assert body["error"]["code"] == code
     assert set(body["error"]) == {"code", "message", "details"}
     return body["error"]
+
+
+def start_celery_worker(queue: str, **env: str):
+    """A real Celery worker (solo pool: the task runs in the worker's own process) serving
+    ``queue`` against this test's database, in its own process group."""
+    import subprocess
+
+    return subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=child_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )

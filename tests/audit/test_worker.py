@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import time
 import uuid
 
@@ -11,7 +10,7 @@ import pytest
 from django.db import connection
 
 from audit.tasks import ensure_audit_partitions
-from tests.support import PYTHON, ROOT, child_env
+from tests.support import start_celery_worker
 
 
 def _partition_exists(name: str) -> bool:
@@ -31,35 +30,12 @@ def test_a_real_worker_creates_future_audit_partitions(transactional_db):
         with connection.cursor() as cursor:
             cursor.execute(f'DROP TABLE "{name}"')
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=child_env(AUDIT_PARTITION_MONTHS_AHEAD=str(months_ahead)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = start_celery_worker(queue, AUDIT_PARTITION_MONTHS_AHEAD=str(months_ahead))
     try:
         ensure_audit_partitions.apply_async(queue=queue)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _partition_exists(name):
-            assert worker.poll() is None, worker.stdout.read()
+            assert worker.poll() is None, "the worker exited"
             time.sleep(0.3)
         assert _partition_exists(name), "the worker did not run the task within 60 s"
     finally:

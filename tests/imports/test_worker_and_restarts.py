@@ -27,7 +27,7 @@ from config.celery import app as celery_app
 from imports import services
 from imports.models import ImportBatch, ImportItem, ImportJob
 from imports.tasks import run_import_job
-from tests.support import PYTHON, ROOT, child_env
+from tests.support import PYTHON, ROOT, child_env, start_celery_worker
 
 ROWS = 3000
 # Database 14 of the machine's Redis: apart from the suite's caches (1–15 by xdist worker
@@ -46,36 +46,14 @@ def _standard_csv(rows: int) -> bytes:
 
 
 def _worker(queue: str, storage, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=child_env(
-            CELERY_BROKER_URL=BROKER_URL,
-            CELERY_VISIBILITY_TIMEOUT="3",
-            CELERY_UNACKED_RESTORE_INTERVAL="1",
-            IMPORT_TASK_QUEUE=queue,
-            IMPORT_STORAGE_DIR=str(storage),
-            **env,
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    return start_celery_worker(
+        queue,
+        CELERY_BROKER_URL=BROKER_URL,
+        CELERY_VISIBILITY_TIMEOUT="3",
+        CELERY_UNACKED_RESTORE_INTERVAL="1",
+        IMPORT_TASK_QUEUE=queue,
+        IMPORT_STORAGE_DIR=str(storage),
+        **env,
     )
 
 
