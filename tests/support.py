@@ -63,10 +63,13 @@ def error(response, status, code):
     return body["error"]
 
 
-def start_celery_worker(queue: str, **env: str):
+def start_celery_worker(queue: str, *, log_path: Path | None = None, **env: str):
     """A real Celery worker (solo pool: the task runs in the worker's own process) serving
-    ``queue`` against this test's database, in its own process group."""
+    ``queue`` against this test's database, in its own process group; its output goes to
+    ``log_path`` when given (for a failing test's message)."""
     import subprocess
+
+    output = log_path.open("w") if log_path else subprocess.DEVNULL
 
     return subprocess.Popen(
         [
@@ -88,7 +91,7 @@ def start_celery_worker(queue: str, **env: str):
         ],
         cwd=ROOT,
         env=child_env(**env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
         start_new_session=True,
     )

@@ -5,20 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('attendance', '0003_role_groups'),
+        ("attendance", "0003_role_groups"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='attendancerecord',
-            name='employee',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='records', to='attendance.employee'),
+            model_name="attendancerecord",
+            name="employee",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="records",
+                to="attendance.employee",
+            ),
         ),
         migrations.AlterField(
-            model_name='attendancerecord',
-            name='organisation',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='attendance.organisation'),
+            model_name="attendancerecord",
+            name="organisation",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="attendance.organisation",
+            ),
         ),
     ]

@@ -7,6 +7,7 @@ import os
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import BaseParser, DataAndFiles, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -111,7 +112,20 @@ class TemplateView(ImportView):
         return streaming_csv_response(f"attendance-import-{name}.csv", rows[0], rows[1:])
 
 
+class RawBodyParser(BaseParser):
+    """Accepts any body without reading it: the view streams ``request._request`` to disk
+    itself. (DRF parses bodies on first access, e.g. the session CSRF check, and would
+    refuse a file's media type with 415 before the view runs.)"""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return DataAndFiles({}, {})
+
+
 class UploadView(ImportView):
+    parser_classes = [MultiPartParser, RawBodyParser]
+
     @extend_schema(
         operation_id="import_upload",
         parameters=[OpenApiParameter("filename", str, description="For a raw body")],

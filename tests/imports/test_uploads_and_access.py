@@ -223,3 +223,27 @@ def test_importers_and_admins_may_preview(role, people, api):
         {"csvText": STANDARD + f"{people['employee'].employee_no},A,2026-05-04,09:00,18:00,\n"},
     )
     assert body["stats"]["insert"] == 1
+
+
+def test_a_browser_session_can_upload_a_raw_body(organisation, people):
+    """Session authentication runs Django's CSRF check, which reads the body's form data
+    before the view: a raw file body must still reach the upload."""
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(people["importer"].user)
+    browser.get("/attendance/")
+    token = browser.cookies["csrftoken"].value
+    response = browser.post(
+        f"{IMPORT_API}/upload?filename=daily.csv",
+        data=(FIXTURES / "dingtalk_daily_utf8bom.csv").read_bytes(),
+        content_type="application/octet-stream",
+        headers={"X-CSRFToken": token},
+    )
+    assert data(response, 201)["rowCount"] == 620
+    refused = browser.post(
+        f"{IMPORT_API}/upload?filename=daily.csv",
+        data=b"employee_no,work_date\nE1,2026-05-04\n",
+        content_type="application/octet-stream",
+    )
+    error(refused, 403, "FORBIDDEN")
