@@ -36,7 +36,7 @@ from imports.formats.cell_values import (
     parse_punch_cell,
     quote,
 )
-from imports.formats.reading import HeaderMatch, Table, find_header
+from imports.formats.reading import ColumnLayout, HeaderMatch, Table, find_header
 
 DATE_COLUMN = "日期"
 EMPLOYEE_NO_COLUMN = "工号"
@@ -148,15 +148,8 @@ def _row_parser(
     into the closure; the loop inlines its cache look-ups (a 500,000-row file makes every
     function call count) and leaves the rare paths (errors, first sightings of a text) to
     helpers."""
-    width = len(header)
-    # Every row gets one extra '' cell at this position; absent columns point at it.
-    blank = width
-    positions: dict[str, int] = {}
-    for position, name in enumerate(header):
-        positions.setdefault(name, position)
-
-    def position_of(name: str) -> int:
-        return positions.get(name, blank)
+    layout = ColumnLayout(header)
+    blank = layout.blank
 
     in_positions = [p for p, name in enumerate(header) if _is_punch_time(name, "上班")]
     out_positions = [p for p, name in enumerate(header) if _is_punch_time(name, "下班")]
@@ -165,17 +158,19 @@ def _row_parser(
     read_ins = itemgetter(*in_positions, blank)
     read_outs = itemgetter(*out_positions, blank)
     read_results = itemgetter(*result_positions, blank)
-    read_fields = itemgetter(
-        position_of(EMPLOYEE_NO_COLUMN),
-        position_of(USER_ID_COLUMN),
-        position_of(NAME_COLUMN),
-        position_of(DEPARTMENT_COLUMN),
-        position_of(DATE_COLUMN),
-        position_of(SHIFT_COLUMN),
-        position_of(LATE_MINUTES_COLUMN),
-        position_of(EARLY_LEAVE_MINUTES_COLUMN),
+    read_fields = layout.reader(
+        EMPLOYEE_NO_COLUMN,
+        USER_ID_COLUMN,
+        NAME_COLUMN,
+        DEPARTMENT_COLUMN,
+        DATE_COLUMN,
+        SHIFT_COLUMN,
+        LATE_MINUTES_COLUMN,
+        EARLY_LEAVE_MINUTES_COLUMN,
     )
-    identifier_column = EMPLOYEE_NO_COLUMN if EMPLOYEE_NO_COLUMN in positions else USER_ID_COLUMN
+    identifier_column = (
+        EMPLOYEE_NO_COLUMN if EMPLOYEE_NO_COLUMN in layout.positions else USER_ID_COLUMN
+    )
 
     # Text → parsed value caches: a file has few distinct dates and clock texts.
     dates = BoundedCache(parse_date)
@@ -207,12 +202,11 @@ def _row_parser(
         offsets.entries.get,
     )
 
+    fit = layout.fit
+
     def parse_rows(rows: Iterator[tuple[int, list[str]]]) -> Iterator[ParsedRow]:
         for number, cells in rows:
-            if len(cells) == width:
-                cells.append("")
-            else:
-                cells = cells[:width] + [""] * (width + 1 - min(len(cells), width))
+            cells = fit(cells)
             employee_no, user_id, name, department, date_text, shift, late_text, early_text = (
                 read_fields(cells)
             )

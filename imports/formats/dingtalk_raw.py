@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from itertools import islice
-from operator import itemgetter
 
 from imports.formats.base import (
     ColumnSpec,
@@ -31,7 +30,7 @@ from imports.formats.cell_values import (
     quote,
 )
 from imports.formats.dingtalk_daily import strip_left_company
-from imports.formats.reading import HeaderMatch, Table, find_header
+from imports.formats.reading import ColumnLayout, HeaderMatch, Table, find_header
 
 WORK_DATE_COLUMN = "考勤日期"
 PUNCH_TIME_COLUMN = "打卡时间"
@@ -101,37 +100,26 @@ class DingTalkRawFormat(ImportFormat):
                 "No DingTalk punch record header (a row with 考勤日期 and 打卡时间) in the "
                 "first rows of the file."
             )
-        width = len(header.cells)
-        blank = width  # every row gets one extra '' here; absent columns point at it
-        positions: dict[str, int] = {}
-        for position, name in enumerate(header.cells):
-            positions.setdefault(name, position)
-        read_fields = itemgetter(
-            *(
-                positions.get(name, blank)
-                for name in (
-                    EMPLOYEE_NO_COLUMN,
-                    USER_ID_COLUMN,
-                    NAME_COLUMN,
-                    DEPARTMENT_COLUMN,
-                    WORK_DATE_COLUMN,
-                    PUNCH_TIME_COLUMN,
-                    RESULT_COLUMN,
-                )
-            )
+        layout = ColumnLayout(header.cells)
+        read_fields = layout.reader(
+            EMPLOYEE_NO_COLUMN,
+            USER_ID_COLUMN,
+            NAME_COLUMN,
+            DEPARTMENT_COLUMN,
+            WORK_DATE_COLUMN,
+            PUNCH_TIME_COLUMN,
+            RESULT_COLUMN,
         )
         identifier_column = (
-            EMPLOYEE_NO_COLUMN if EMPLOYEE_NO_COLUMN in positions else USER_ID_COLUMN
+            EMPLOYEE_NO_COLUMN if EMPLOYEE_NO_COLUMN in layout.positions else USER_ID_COLUMN
         )
         read_date = BoundedCache(parse_date)
         local_times = LocalTimes(options.time_zone)
         today = options.today
 
+        fit = layout.fit
         for number, cells in islice(table.rows(), header.row, None):
-            if len(cells) == width:
-                cells.append("")
-            else:
-                cells = cells[:width] + [""] * (width + 1 - min(len(cells), width))
+            cells = fit(cells)
             employee_no, user_id, name, department, date_text, punch_text, result = read_fields(
                 cells
             )

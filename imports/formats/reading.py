@@ -25,6 +25,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -482,6 +483,33 @@ def find_header(
                 return HeaderMatch(next_number, apply_mapping(combined, mapping))
         return HeaderMatch(number, apply_mapping(cells, mapping))
     return None
+
+
+class ColumnLayout:
+    """Where a header's columns are. Every data row is fitted to the header's width plus one
+    trailing '' cell, at which absent columns point, so a format reads a missing column as
+    empty without a check per cell. The first of two same-named columns wins."""
+
+    def __init__(self, header: list[str]):
+        self.width = len(header)
+        self.blank = self.width
+        self.positions: dict[str, int] = {}
+        for position, name in enumerate(header):
+            self.positions.setdefault(name, position)
+
+    def position_of(self, name: str) -> int:
+        return self.positions.get(name, self.blank)
+
+    def reader(self, *names: str) -> Callable[[list[str]], tuple[str, ...]]:
+        """An itemgetter of these columns' cells from a fitted row."""
+        return itemgetter(*(self.position_of(name) for name in names))
+
+    def fit(self, cells: list[str]) -> list[str]:
+        width = self.width
+        if len(cells) == width:
+            cells.append("")
+            return cells
+        return cells[:width] + [""] * (width + 1 - min(len(cells), width))
 
 
 def _padded(cells: list[str], width: int) -> list[str]:

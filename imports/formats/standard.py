@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from itertools import islice
-from operator import itemgetter
 
 from attendance.choices import RecordStatus
 from imports.formats.base import (
@@ -34,7 +33,7 @@ from imports.formats.cell_values import (
     parse_moment,
     quote,
 )
-from imports.formats.reading import HeaderMatch, Table, find_header
+from imports.formats.reading import ColumnLayout, HeaderMatch, Table, find_header
 
 EMPLOYEE_NO = "employee_no"
 NAME = "name"
@@ -103,33 +102,22 @@ class StandardFormat(ImportFormat):
                 "No standard template header (a row with employee_no and work_date) in the "
                 "first rows of the file."
             )
-        width = len(header.cells)
-        blank = width  # every row gets one extra '' here; absent columns point at it
-        positions: dict[str, int] = {}
-        for position, name in enumerate(header.cells):
-            positions.setdefault(name, position)
-        read_fields = itemgetter(
-            *(
-                positions.get(name, blank)
-                for name in (
-                    EMPLOYEE_NO,
-                    NAME,
-                    WORK_DATE,
-                    FIRST_IN,
-                    LAST_OUT,
-                    STATUS,
-                    WORK_MINUTES,
-                    LATE_MINUTES,
-                    EARLY_LEAVE_MINUTES,
-                )
-            )
+        layout = ColumnLayout(header.cells)
+        read_fields = layout.reader(
+            EMPLOYEE_NO,
+            NAME,
+            WORK_DATE,
+            FIRST_IN,
+            LAST_OUT,
+            STATUS,
+            WORK_MINUTES,
+            LATE_MINUTES,
+            EARLY_LEAVE_MINUTES,
         )
         reader = _RowReader(options)
+        fit = layout.fit
         for number, cells in islice(table.rows(), header.row, None):
-            if len(cells) == width:
-                cells.append("")
-            else:
-                cells = cells[:width] + [""] * (width + 1 - min(len(cells), width))
+            cells = fit(cells)
             fields = read_fields(cells)
             if not fields[0] and not any(cells):
                 continue
