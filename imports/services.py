@@ -383,9 +383,13 @@ def _source_sha256(organisation: Organisation, options: ImportOptions) -> str:
     return hashlib.sha256((options.csv_text or "").encode("utf-8")).hexdigest()
 
 
+def _advisory_lock_id(name: str) -> int:
+    """A PostgreSQL advisory lock id (a signed 64-bit integer) for a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 def _lock_key(organisation: Organisation, key: str) -> int:
-    digest = hashlib.sha256(f"import-key:{organisation.pk}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return _advisory_lock_id(f"import-key:{organisation.pk}:{key}")
 
 
 def _earlier_answer(organisation: Organisation, options: ImportOptions, fingerprint: str):
@@ -425,9 +429,11 @@ def _try_key_lock(organisation: Organisation, options: ImportOptions) -> None:
 # --- preview --------------------------------------------------------------------------------
 
 
-def import_preview(*, actor, organisation: Organisation, options: ImportOptions) -> dict:
-    """Everything a commit would do, computed by the same engine in a transaction that is
-    always rolled back (so employees it would create are counted, not kept)."""
+@contextlib.contextmanager
+def _rolled_back_plan(organisation: Organisation, options: ImportOptions):
+    """Stage and plan a file in a transaction that is always rolled back, yielding the
+    engine and its plan: what a commit would do, without doing it (employees it would
+    create are counted, not kept)."""
     with _open_source(organisation, options) as source:
         if source.upload is None:
             _check_sync_size(_count_lines(source.path))
@@ -438,11 +444,17 @@ def import_preview(*, actor, organisation: Organisation, options: ImportOptions)
                 engine = ImportEngine(cursor, organisation=organisation, fmt=fmt, mode=options.mode)
                 engine.stage(source.table, parse_options)
                 plan = engine.plan(create_missing=options.create_missing_employees)
-                items = engine.preview_items(options.preview_limit)
-                errors, errors_total = engine.issues(settings.IMPORT_ERRORS_LIMIT)
+                yield engine, plan
             transaction.set_rollback(True)
+
+
+def import_preview(*, actor, organisation: Organisation, options: ImportOptions) -> dict:
+    """Everything a commit would do, computed by the commit's own engine."""
+    with _rolled_back_plan(organisation, options) as (engine, plan):
+        items = engine.preview_items(options.preview_limit)
+        errors, errors_total = engine.issues(settings.IMPORT_ERRORS_LIMIT)
     return {
-        "format": fmt.name,
+        "format": engine.fmt.name,
         "rowCount": plan.source_rows,
         "dayCount": plan.day_rows,
         "stats": plan.stats,
@@ -458,16 +470,8 @@ def preview_errors_csv_rows(
     *, actor, organisation: Organisation, options: ImportOptions
 ) -> Iterator[list]:
     """Every error of a preview, for the CSV download (large files have many)."""
-    with _open_source(organisation, options) as source:
-        fmt = _detect(source.table, options)
-        parse_options = _parse_options(organisation, options)
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                engine = ImportEngine(cursor, organisation=organisation, fmt=fmt, mode=options.mode)
-                engine.stage(source.table, parse_options)
-                engine.plan(create_missing=options.create_missing_employees)
-                errors, _total = engine.issues(None)
-            transaction.set_rollback(True)
+    with _rolled_back_plan(organisation, options) as (engine, _plan):
+        errors, _total = engine.issues(None)
     for error in errors:
         yield [error["row"], error["column"], error["code"], error["message"]]
 
@@ -714,9 +718,7 @@ def _enqueue(job: ImportJob) -> None:
 
 
 def _job_lock(job_id) -> int:
-    return int.from_bytes(
-        hashlib.sha256(f"import-job:{job_id}".encode()).digest()[:8], "big", signed=True
-    )
+    return _advisory_lock_id(f"import-job:{job_id}")
 
 
 def import_job_run(*, job_id) -> ImportJob:
