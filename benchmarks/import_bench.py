@@ -116,7 +116,9 @@ class Database:
 
         configured = os.environ.get("DATABASE_URL", "")
         if configured:
-            self.admin_url = configured
+            # The maintenance database: the one DATABASE_URL names need not exist (CI's
+            # test run creates its own test database beside it).
+            self.admin_url = with_database(configured, "postgres")
             log(f"Database server from DATABASE_URL ({urlsplit(configured).hostname})")
         else:
             self.admin_url = self._embedded_admin_url()

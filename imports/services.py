@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import secrets
@@ -269,8 +270,10 @@ def purge_expired_uploads(*, now: dt.datetime | None = None) -> int:
     """Delete expired uploads and their files (beat, hourly). Uploads a queued or running
     job still needs are kept until it ends."""
     now = now or timezone.now()
+    # Rollback jobs have no upload: without the NULL filter, NOT IN over a set holding NULL
+    # would match nothing and one queued rollback would stop every purge.
     busy = ImportJob.objects.filter(
-        status__in=(ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
+        status__in=(ImportJob.Status.QUEUED, ImportJob.Status.RUNNING), upload__isnull=False
     ).values("upload_id")
     expired = ImportUpload.objects.filter(expires_at__lte=now).exclude(pk__in=busy)
     removed = 0
@@ -435,10 +438,12 @@ def _rolled_back_plan(organisation: Organisation, options: ImportOptions):
     engine and its plan: what a commit would do, without doing it (employees it would
     create are counted, not kept)."""
     with _open_source(organisation, options) as source:
-        if source.upload is None:
-            _check_sync_size(_count_lines(source.path))
         fmt = _detect(source.table, options)
         parse_options = _parse_options(organisation, options)
+        if source.upload is None:
+            # Inline text is parsed in the request: the sync limit applies. A stored upload
+            # may be previewed at any size.
+            _check_sync_size(_source_rows(source, fmt, parse_options))
         with transaction.atomic():
             with connection.cursor() as cursor:
                 engine = ImportEngine(cursor, organisation=organisation, fmt=fmt, mode=options.mode)
@@ -476,9 +481,15 @@ def preview_errors_csv_rows(
         yield [error["row"], error["column"], error["code"], error["message"]]
 
 
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as handle:
-        return sum(1 for _ in handle)
+def _source_rows(source: Source, fmt: ImportFormat, parse_options: ParseOptions) -> int:
+    """The file's row count as ``fmt`` reads it: the upload's own count when it was detected
+    as that format, else counted by parsing, stopping just past the sync limit (all that
+    the limit check needs)."""
+    upload = source.upload
+    if upload is not None and upload.format == fmt.name and not parse_options.mapping:
+        return upload.row_count
+    stop = settings.IMPORT_SYNC_MAX_ROWS + 1
+    return sum(1 for _ in itertools.islice(fmt.parse(source.table, parse_options), stop))
 
 
 # --- commit ---------------------------------------------------------------------------------
@@ -617,10 +628,9 @@ def import_commit(
         if not trusted_operator:
             _commit_token_consume(actor=actor, organisation=organisation, token=commit_token)
         with _open_source(organisation, options) as source:
-            rows = source.upload.row_count if source.upload else _count_lines(source.path)
-            if not trusted_operator:
-                _check_sync_size(rows)
             fmt = _detect(source.table, options)
+            if not trusted_operator:
+                _check_sync_size(_source_rows(source, fmt, _parse_options(organisation, options)))
             batch, answer = _run_commit(
                 actor=actor,
                 organisation=organisation,
@@ -651,6 +661,16 @@ def _replayed(earlier: IdempotencyKey) -> dict:
     return {**(earlier.job.result or {}), "idempotent": True}
 
 
+@dataclass(frozen=True)
+class QueuedCommit:
+    """What ``commit-async`` answers: the job, or (``job`` None) the result of an earlier
+    synchronous commit with the same idempotency key."""
+
+    job: ImportJob | None
+    idempotent: bool
+    result: dict | None = None
+
+
 def import_commit_async(
     *,
     actor,
@@ -658,17 +678,18 @@ def import_commit_async(
     options: ImportOptions,
     commit_token: str | None,
     trusted_operator: bool = False,
-) -> tuple[ImportJob, bool]:
-    """Queue a commit as a job; returns (job, idempotent). Inline text is stored as an
-    upload first, so the job only ever reads a file."""
+) -> QueuedCommit:
+    """Queue a commit as a job. Inline text is stored as an upload first, so the job only
+    ever reads a file. A key already used by a finished commit replays it: its job, or the
+    synchronous commit's result."""
     fingerprint = None
     if options.idempotency_key:
         fingerprint = _fingerprint(_source_sha256(organisation, options), options.format, options)
         earlier = _earlier_answer(organisation, options, fingerprint)
         if earlier is not None:
             if earlier.job is not None:
-                return earlier.job, True
-            raise ImportInProgress(details={"batchId": earlier.batch_id})
+                return QueuedCommit(job=earlier.job, idempotent=True)
+            return QueuedCommit(job=None, idempotent=True, result=_replayed(earlier))
     with transaction.atomic():
         if options.idempotency_key:
             _try_key_lock(organisation, options)
@@ -708,7 +729,7 @@ def import_commit_async(
             data={"kind": job.kind, "fileId": str(upload.pk), "rowCount": upload.row_count},
         )
         transaction.on_commit(lambda: _enqueue(job))
-    return job, False
+    return QueuedCommit(job=job, idempotent=False)
 
 
 def _enqueue(job: ImportJob) -> None:
@@ -761,12 +782,14 @@ def import_job_run(*, job_id) -> ImportJob:
                         progress=progress,
                     )
                 batch_id = batch.pk
-                result = {**result, "idempotent": False}
-                IdempotencyKey.objects.filter(job=job).update(batch_id=batch_id, result=result)
             finished = timezone.now()
-            result["elapsedMs"] = int(
-                (finished - (job.started_at or finished)).total_seconds() * 1000
-            )
+            result = {
+                **result,
+                "elapsedMs": int((finished - (job.started_at or finished)).total_seconds() * 1000),
+            }
+            if job.kind == ImportJob.Kind.COMMIT:
+                result["idempotent"] = False
+                IdempotencyKey.objects.filter(job=job).update(batch_id=batch_id, result=result)
             ImportJob.objects.filter(pk=job.pk).update(
                 status=ImportJob.Status.SUCCEEDED,
                 batch_id=batch_id,

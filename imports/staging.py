@@ -25,7 +25,15 @@ from django.conf import settings
 
 from attendance.choices import PunchKind, PunchSource, RecordSource, RecordStatus
 from attendance.schedule import judge_day
-from imports.formats.base import DayRow, ImportFormat, ParseOptions, PunchRow, RowError, RowSkipped
+from imports.formats.base import (
+    DayRow,
+    EmptyFile,
+    ImportFormat,
+    ParseOptions,
+    PunchRow,
+    RowError,
+    RowSkipped,
+)
 from imports.models import ImportMode
 
 ACTIONS = ("inserted", "updated", "unchanged", "skipped", "invalid", "duplicate")
@@ -180,6 +188,10 @@ class ImportEngine:
                     )
                 if on_row is not None and count % 10_000 == 0:
                     on_row(count)
+        if count == 0:
+            # Upload refuses such files too; this covers inline text and a format or mapping
+            # chosen after the upload. Raised inside the caller's transaction: nothing stays.
+            raise EmptyFile("The file has a header but no data rows.")
         self.result.source_rows = count
         return count
 

@@ -135,8 +135,11 @@ class JobSerializer(serializers.Serializer):
 
 
 class JobEnvelopeSerializer(serializers.Serializer):
-    job = JobSerializer()
+    # ``job`` is null (and ``result`` given) when commit-async replays a key whose first
+    # commit ran synchronously.
+    job = JobSerializer(allow_null=True)
     idempotent = serializers.BooleanField(required=False)
+    result = serializers.JSONField(required=False)
 
 
 class BatchSerializer(serializers.Serializer):

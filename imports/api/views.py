@@ -249,13 +249,16 @@ class CommitAsyncView(ImportView):
     )
     def post(self, request):
         data = validated(s.CommitInputSerializer, request.data)
-        job, idempotent = services.import_commit_async(
+        queued = services.import_commit_async(
             actor=request.user,
             organisation=_organisation(request),
             options=options_from(data),
             commit_token=data.get("commitToken"),
         )
-        return Response(job_body(job, idempotent=idempotent), status=202)
+        if queued.job is None:
+            # The key's first commit ran synchronously: nothing is queued, its answer stands.
+            return Response({"job": None, "idempotent": True, "result": queued.result})
+        return Response(job_body(queued.job, idempotent=queued.idempotent), status=202)
 
 
 class JobView(ImportView):

@@ -191,7 +191,9 @@ def parse_moment(
     clock = parse_clock(clock_text.strip()) if clock_text else None
     if day is not None and clock is not None:
         return local_times.at(day, clock), ""
-    failure = RowCode.INVALID_DATE if day is None else RowCode.INVALID_TIME
+    # A cell with no date part ("9h") was meant as a time; one with a date part that does
+    # not read is a bad date.
+    failure = RowCode.INVALID_DATE if day is None and clock_text else RowCode.INVALID_TIME
     if ":" not in text:
         # fromisoformat would read a bare date as midnight; a punch needs its time.
         return None, failure

@@ -118,7 +118,8 @@ def open_table(path: Path, *, filename: str = "") -> Table:
         start = stream.read(_SNIFF_BYTES)
     if not start:
         raise EmptyFile()
-    if start.startswith(_OLE_MAGIC):
+    # By name too: many systems save an HTML table as ".xls", which no format reads either.
+    if start.startswith(_OLE_MAGIC) or filename.lower().endswith(".xls"):
         raise UnsupportedFormat(LEGACY_XLS_MESSAGE)
     if start.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
         return _open_xlsx(path, filename)

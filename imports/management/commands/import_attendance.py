@@ -78,14 +78,14 @@ class Command(BaseCommand):
                 return
             bar = ProgressBar(self.stderr)
             if opts["run_async"]:
-                job, _ = services.import_commit_async(
+                queued = services.import_commit_async(
                     actor=None,
                     organisation=organisation,
                     options=options,
                     commit_token=None,
                     trusted_operator=True,
                 )
-                result = self._wait(job, bar)
+                result = self._wait(queued.job, bar)
             else:
                 result = services.import_commit(
                     actor=None,
