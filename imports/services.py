@@ -17,7 +17,7 @@ import secrets
 import time
 import uuid
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from attendance.models import Organisation
 from audit.services import audit_record
 from common.exceptions import ApplicationError, NotFound, ValidationFailed
 from imports import formats
-from imports.formats.base import EmptyFile, ImportFormat, ParseOptions
+from imports.formats.base import EmptyFile, ImportFormat, ParseOptions, UnsupportedFormat
 from imports.formats.reading import Table, open_table
 from imports.models import (
     CommitToken,
@@ -39,7 +39,14 @@ from imports.models import (
     ImportMode,
     ImportUpload,
 )
-from imports.staging import ImportEngine
+from imports.staging import (
+    ImportEngine,
+    copy_parsed_rows,
+    create_stage_table,
+    drop_stage_table,
+    staged_rows_present,
+    upload_stage_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +143,24 @@ class ImportOptions:
 
 @dataclass
 class Source:
-    table: Table
     path: Path
     filename: str
     sha256: str
     upload: ImportUpload | None
     temporary: bool
+    _table: Table | None = None
+
+    @property
+    def table(self) -> Table:
+        """The file, opened on first use: a plan from the upload's kept rows never reads it."""
+        if self._table is None:
+            if not self.path.is_file():
+                raise UploadExpired(
+                    "The uploaded file is no longer stored; upload it again.",
+                    details={"fileId": str(self.upload.pk) if self.upload else None},
+                )
+            self._table = open_table(self.path, filename=self.filename)
+        return self._table
 
     def close(self) -> None:
         if self.temporary:
@@ -179,9 +198,26 @@ def _write_stream(chunks: Iterator[bytes], target: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _detect(table: Table, options: ImportOptions) -> ImportFormat:
+def _detect(source: Source, options: ImportOptions) -> ImportFormat:
+    upload = source.upload
+    if (
+        upload is not None
+        and upload.format
+        and not options.mapping
+        and options.format in (None, "", upload.format)
+    ):
+        return formats.get_format(upload.format)  # what the upload's read found
+    table = source.table
     if options.format:
-        return formats.get_format(options.format)
+        fmt = formats.get_format(options.format)
+        # A chosen format must still read the file: a device log has no header to look
+        # for, and would otherwise read every line of a spreadsheet as an invalid punch.
+        if not fmt.matches(table, options.mapping or None):
+            raise UnsupportedFormat(
+                f"This file is not in the {fmt.label} format ({fmt.name}): its columns do "
+                "not match. Choose another format, or map your column names to this one's."
+            )
+        return fmt
     return formats.detect_format(table, mapping=options.mapping or None)
 
 
@@ -210,20 +246,25 @@ def upload_create(
         if size == 0:
             raise EmptyFile("The file is empty.")
         table = open_table(path, filename=filename)
-        detected = ""
+        detected = stage_table = ""
         row_count = 0
+        staged_on = None
         try:
             fmt = formats.detect_format(table)
         except ApplicationError:
             fmt = None  # the wizard lets the user pick the format and a mapping
         if fmt is not None:
+            # The one read of the file: its parsed rows are kept for preview and commit.
             detected = fmt.name
-            options = ParseOptions(
-                time_zone=organisation.tz, today=timezone.localdate(timezone=organisation.tz)
-            )
-            row_count = sum(1 for _ in fmt.parse(table, options))
-            if row_count == 0:
-                raise EmptyFile("The file has a header but no data rows.")
+            staged_on = timezone.localdate(timezone=organisation.tz)
+            options = ParseOptions(time_zone=organisation.tz, today=staged_on)
+            stage_table = upload_stage_name(upload_id)
+            with connection.cursor() as cursor:
+                create_stage_table(cursor, stage_table, temporary=False)
+                row_count = copy_parsed_rows(cursor, stage_table, fmt.parse(table, options))
+                if row_count == 0:
+                    raise EmptyFile("The file has a header but no data rows.")
+                cursor.execute(f"ANALYZE {stage_table}")
         upload = ImportUpload.objects.create(
             id=upload_id,
             organisation=organisation,
@@ -236,6 +277,9 @@ def upload_create(
             encoding=table.encoding or "",
             row_count=row_count,
             storage_name=storage_name,
+            stage_table=stage_table,
+            staged_time_zone=organisation.time_zone if stage_table else "",
+            staged_on=staged_on,
             expires_at=timezone.now() + dt.timedelta(seconds=settings.IMPORT_UPLOAD_TTL_SECONDS),
         )
         audit_record(
@@ -278,8 +322,11 @@ def purge_expired_uploads(*, now: dt.datetime | None = None) -> int:
     expired = ImportUpload.objects.filter(expires_at__lte=now).exclude(pk__in=busy)
     removed = 0
     for upload in expired.iterator():
+        with transaction.atomic(), connection.cursor() as cursor:
+            if upload.stage_table:
+                drop_stage_table(cursor, upload.stage_table)
+            upload.delete()
         (_storage_dir() / upload.storage_name).unlink(missing_ok=True)
-        upload.delete()
         removed += 1
     if removed:
         logger.info("Purged %s expired uploads", removed)
@@ -292,7 +339,6 @@ def _open_source(organisation: Organisation, options: ImportOptions) -> Iterator
         upload = upload_get(organisation=organisation, file_id=options.file_id)
         path = _storage_dir() / upload.storage_name
         source = Source(
-            table=open_table(path, filename=upload.filename),
             path=path,
             filename=upload.filename,
             sha256=upload.sha256,
@@ -311,7 +357,7 @@ def _open_source(organisation: Organisation, options: ImportOptions) -> Iterator
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        source = Source(table, path, "inline.csv", sha256, None, temporary=True)
+        source = Source(path, "inline.csv", sha256, None, temporary=True, _table=table)
     else:
         raise ValidationFailed(fields={"fileId": ["Give fileId or csvText."]})
     try:
@@ -432,13 +478,36 @@ def _try_key_lock(organisation: Organisation, options: ImportOptions) -> None:
 # --- preview --------------------------------------------------------------------------------
 
 
+def _stage(
+    engine: ImportEngine,
+    source: Source,
+    parse_options: ParseOptions,
+    on_row: Callable[[int], None] | None = None,
+) -> None:
+    """Plan from the rows the upload parsed when they answer this request (same format, no
+    mapping, same time zone and the same "today" for future dates), else read the file."""
+    upload = source.upload
+    if (
+        upload is not None
+        and upload.stage_table
+        and upload.format == engine.fmt.name
+        and not parse_options.mapping
+        and upload.staged_time_zone == parse_options.time_zone.key
+        and upload.staged_on == parse_options.today
+        and staged_rows_present(engine.cursor, upload.stage_table)
+    ):
+        engine.use_staged(upload.stage_table, upload.row_count)
+    else:
+        engine.stage(source.table, parse_options, on_row=on_row)
+
+
 @contextlib.contextmanager
 def _rolled_back_plan(organisation: Organisation, options: ImportOptions):
     """Stage and plan a file in a transaction that is always rolled back, yielding the
     engine and its plan: what a commit would do, without doing it (employees it would
     create are counted, not kept)."""
     with _open_source(organisation, options) as source:
-        fmt = _detect(source.table, options)
+        fmt = _detect(source, options)
         parse_options = _parse_options(organisation, options)
         if source.upload is None:
             # Inline text is parsed in the request: the sync limit applies. A stored upload
@@ -447,7 +516,7 @@ def _rolled_back_plan(organisation: Organisation, options: ImportOptions):
         with transaction.atomic():
             with connection.cursor() as cursor:
                 engine = ImportEngine(cursor, organisation=organisation, fmt=fmt, mode=options.mode)
-                engine.stage(source.table, parse_options)
+                _stage(engine, source, parse_options)
                 plan = engine.plan(create_missing=options.create_missing_employees)
                 yield engine, plan
             transaction.set_rollback(True)
@@ -546,7 +615,7 @@ def _run_commit(
             if progress is not None:
                 progress(count, max(total_rows, count) * 2)
 
-        engine.stage(source.table, parse_options, on_row=on_row)
+        _stage(engine, source, parse_options, on_row)
         plan = engine.plan(create_missing=options.create_missing_employees)
         cursor.execute("SELECT now()")
         applied_at = cursor.fetchone()[0]
@@ -628,7 +697,7 @@ def import_commit(
         if not trusted_operator:
             _commit_token_consume(actor=actor, organisation=organisation, token=commit_token)
         with _open_source(organisation, options) as source:
-            fmt = _detect(source.table, options)
+            fmt = _detect(source, options)
             if not trusted_operator:
                 _check_sync_size(_source_rows(source, fmt, _parse_options(organisation, options)))
             batch, answer = _run_commit(
@@ -772,7 +841,7 @@ def import_job_run(*, job_id) -> ImportJob:
             else:
                 options = ImportOptions.from_params(job.params)
                 with _open_source(job.organisation, options) as source:
-                    fmt = _detect(source.table, options)
+                    fmt = _detect(source, options)
                     batch, result = _run_commit(
                         actor=job.created_by,
                         organisation=job.organisation,

@@ -17,7 +17,9 @@ Row actions and their codes:
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -59,6 +61,134 @@ STAGE_TYPES = (
 )
 
 
+TEMP_STAGE = "import_stage"
+STAGE_COLUMNS = (
+    "row_no, kind, emp_no, dt_id, pin, name, dept, work_date, first_in, last_out,"
+    " work_minutes, late_minutes, early_minutes, status, code, col, message"
+)
+_UPLOAD_STAGE = re.compile(r"import_upload_[0-9a-f]{32}")
+
+
+def upload_stage_name(upload_id: uuid.UUID) -> str:
+    return f"import_upload_{upload_id.hex}"
+
+
+def checked_stage_name(name: str) -> str:
+    """Stage table names go into SQL text: only ours (``import_stage`` or an upload's)."""
+    if name != TEMP_STAGE and not _UPLOAD_STAGE.fullmatch(name):
+        raise ValueError(f"Not a stage table name: {name!r}")
+    return name
+
+
+def create_stage_table(cursor, name: str, *, temporary: bool) -> None:
+    """The parser's output, one row per result: a temporary table for one run, or an
+    UNLOGGED table kept with an upload (no WAL to write; emptied by a crash, when the
+    file is simply read again)."""
+    name = checked_stage_name(name)
+    kind, tail = ("TEMP", "ON COMMIT DROP") if temporary else ("UNLOGGED", "")
+    cursor.execute(
+        f"""
+        CREATE {kind} TABLE {name} (
+            row_no integer NOT NULL,
+            kind text NOT NULL,          -- d day, p punch, s skipped, e error
+            emp_no text, dt_id text, pin text, name text, dept text,
+            work_date date, first_in timestamptz, last_out timestamptz,
+            work_minutes integer, late_minutes integer, early_minutes integer,
+            status text, code text, col text, message text
+        ) {tail}
+        """
+    )
+
+
+def copy_parsed_rows(cursor, name: str, parsed_rows, on_row=None) -> int:
+    """COPY every result of a parser into a stage table; returns how many."""
+    name = checked_stage_name(name)
+    count = 0
+    raw = cursor.cursor  # psycopg's cursor under Django's wrapper
+    with raw.copy(f"COPY {name} ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        # Binary COPY: no text formatting of dates and numbers on either side (about
+        # twice as fast as text COPY for half a million rows here).
+        copy.set_types(STAGE_TYPES)
+        write = copy.write_row
+        for parsed in parsed_rows:
+            count += 1
+            kind = type(parsed)
+            if kind is DayRow:
+                person = parsed.person
+                write(
+                    (
+                        parsed.row,
+                        "d",
+                        person.employee_no or "",
+                        person.dingtalk_user_id or "",
+                        person.device_pin or "",
+                        person.name,
+                        person.department,
+                        parsed.work_date,
+                        parsed.first_in,
+                        parsed.last_out,
+                        parsed.work_minutes,
+                        parsed.late_minutes,
+                        parsed.early_leave_minutes,
+                        parsed.status,
+                        None,
+                        None,
+                        None,
+                    )
+                )
+            elif kind is PunchRow:
+                person = parsed.person
+                write(
+                    (
+                        parsed.row,
+                        "p",
+                        person.employee_no or "",
+                        person.dingtalk_user_id or "",
+                        person.device_pin or "",
+                        person.name,
+                        person.department,
+                        parsed.work_date,
+                        parsed.occurred_at,
+                        None,
+                        None,
+                        None,
+                        None,
+                        parsed.kind,
+                        None,
+                        None,
+                        None,
+                    )
+                )
+            elif kind is RowSkipped or kind is RowError:
+                write(
+                    (
+                        parsed.row,
+                        "s" if kind is RowSkipped else "e",
+                        *(None,) * 12,
+                        parsed.code,
+                        parsed.column[:100],
+                        parsed.message[:500],
+                    )
+                )
+            if on_row is not None and count % 10_000 == 0:
+                on_row(count)
+    return count
+
+
+def drop_stage_table(cursor, name: str) -> None:
+    cursor.execute(f"DROP TABLE IF EXISTS {checked_stage_name(name)}")
+
+
+def staged_rows_present(cursor, name: str) -> bool:
+    """Whether an upload's stage table still holds its rows (a crash empties UNLOGGED
+    tables; an upload from before stage tables has none)."""
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [checked_stage_name(name)])
+    if not cursor.fetchone()[0]:
+        return False
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {name})")  # noqa: S608
+    return cursor.fetchone()[0]
+
+
 @dataclass
 class Plan:
     source_rows: int = 0
@@ -77,123 +207,40 @@ class ImportEngine:
         self.fmt = fmt
         self.mode = mode
         self.result = Plan()
+        self.stage_table = TEMP_STAGE
 
     def _sql(self, sql: str, params=None) -> None:
         self.cursor.execute(sql, params or {})
 
     # --- stage -------------------------------------------------------------------------
 
-    def stage(self, table, options: ParseOptions, *, on_row: Callable[[int], None] | None = None):
-        """Parse the file and COPY every result (rows, skips and errors) into one table."""
+    def _reset(self) -> None:
         # Dropped at the end of the transaction; dropping first also lets a second run reuse
         # the names inside one outer transaction (tests, nested atomic blocks).
         self._sql(
             "DROP TABLE IF EXISTS import_stage, import_people, import_resolved, import_days,"
             " import_judged, import_plan"
         )
-        self._sql(
-            """
-            CREATE TEMP TABLE import_stage (
-                row_no integer NOT NULL,
-                kind text NOT NULL,          -- d day, p punch, s skipped, e error
-                emp_no text, dt_id text, pin text, name text, dept text,
-                work_date date, first_in timestamptz, last_out timestamptz,
-                work_minutes integer, late_minutes integer, early_minutes integer,
-                status text, code text, col text, message text
-            ) ON COMMIT DROP
-            """
-        )
-        count = 0
-        raw = self.cursor.cursor  # psycopg's cursor under Django's wrapper
-        copy_sql = (
-            "COPY import_stage (row_no, kind, emp_no, dt_id, pin, name, dept, work_date,"
-            " first_in, last_out, work_minutes, late_minutes, early_minutes, status, code,"
-            " col, message) FROM STDIN (FORMAT BINARY)"
-        )
-        with raw.copy(copy_sql) as copy:
-            # Binary COPY: no text formatting of dates and numbers on either side (about
-            # twice as fast as text COPY for half a million rows here).
-            copy.set_types(STAGE_TYPES)
-            write = copy.write_row
-            for parsed in self.fmt.parse(table, options):
-                count += 1
-                kind = type(parsed)
-                if kind is DayRow:
-                    person = parsed.person
-                    write(
-                        (
-                            parsed.row,
-                            "d",
-                            person.employee_no or "",
-                            person.dingtalk_user_id or "",
-                            person.device_pin or "",
-                            person.name,
-                            person.department,
-                            parsed.work_date,
-                            parsed.first_in,
-                            parsed.last_out,
-                            parsed.work_minutes,
-                            parsed.late_minutes,
-                            parsed.early_leave_minutes,
-                            parsed.status,
-                            None,
-                            None,
-                            None,
-                        )
-                    )
-                elif kind is PunchRow:
-                    person = parsed.person
-                    write(
-                        (
-                            parsed.row,
-                            "p",
-                            person.employee_no or "",
-                            person.dingtalk_user_id or "",
-                            person.device_pin or "",
-                            person.name,
-                            person.department,
-                            parsed.work_date,
-                            parsed.occurred_at,
-                            None,
-                            None,
-                            None,
-                            None,
-                            parsed.kind,
-                            None,
-                            None,
-                            None,
-                        )
-                    )
-                elif kind is RowSkipped or kind is RowError:
-                    write(
-                        (
-                            parsed.row,
-                            "s" if kind is RowSkipped else "e",
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            parsed.code,
-                            parsed.column[:100],
-                            parsed.message[:500],
-                        )
-                    )
-                if on_row is not None and count % 10_000 == 0:
-                    on_row(count)
+
+    def stage(self, table, options: ParseOptions, *, on_row: Callable[[int], None] | None = None):
+        """Parse the file and COPY every result (rows, skips and errors) into one table."""
+        self._reset()
+        self.stage_table = TEMP_STAGE
+        create_stage_table(self.cursor, TEMP_STAGE, temporary=True)
+        count = copy_parsed_rows(self.cursor, TEMP_STAGE, self.fmt.parse(table, options), on_row)
         if count == 0:
             # Upload refuses such files too; this covers inline text and a format or mapping
             # chosen after the upload. Raised inside the caller's transaction: nothing stays.
             raise EmptyFile("The file has a header but no data rows.")
+        self.cursor.execute(f"ANALYZE {TEMP_STAGE}")
         self.result.source_rows = count
         return count
+
+    def use_staged(self, stage_table: str, rows: int) -> None:
+        """Plan from rows the upload already parsed and analysed (see ``stage_upload``)."""
+        self._reset()
+        self.stage_table = checked_stage_name(stage_table)
+        self.result.source_rows = rows
 
     # --- plan --------------------------------------------------------------------------
 
@@ -201,14 +248,20 @@ class ImportEngine:
         org = self.organisation.pk
         # People are resolved once per distinct identity (thousands), not per row (hundreds
         # of thousands); rows then join to them by hash.
-        self._sql("ANALYZE import_stage")
+        stage = self.stage_table
         self._sql(
-            """
+            f"""
             CREATE TEMP TABLE import_people ON COMMIT DROP AS
-            SELECT DISTINCT ON (emp_no, dt_id, pin) emp_no, dt_id, pin, name, dept, row_no
-            FROM import_stage WHERE kind IN ('d', 'p')
-            ORDER BY emp_no, dt_id, pin, row_no
-            """
+            -- A hash aggregate, then the name and department of each identity's first row:
+            -- a sort of every row by three text columns took three times as long.
+            SELECT f.emp_no, f.dt_id, f.pin, s.name, s.dept, f.row_no
+            FROM (
+                SELECT emp_no, dt_id, pin, min(row_no) AS row_no
+                FROM {stage} WHERE kind IN ('d', 'p')
+                GROUP BY emp_no, dt_id, pin
+            ) f
+            JOIN {stage} s ON s.row_no = f.row_no AND s.kind IN ('d', 'p')
+            """  # noqa: S608
         )
         self._sql("ANALYZE import_people")
         if create_missing:
@@ -230,14 +283,14 @@ class ImportEngine:
             {"org": org},
         )
         self._sql(
-            """
+            f"""
             CREATE TEMP TABLE import_resolved ON COMMIT DROP AS
             SELECT s.*, p.employee_id
-            FROM import_stage s
+            FROM {stage} s
             JOIN import_people p
               ON p.emp_no = s.emp_no AND p.dt_id = s.dt_id AND p.pin = s.pin
             WHERE s.kind IN ('d', 'p')
-            """
+            """  # noqa: S608
         )
         if self.fmt.kind == "punch":
             self._fold_punches()
@@ -281,14 +334,14 @@ class ImportEngine:
         self._sql("CREATE INDEX ON import_plan (row_no)")
         self._sql("ANALYZE import_plan")
         self.cursor.execute(
-            """
+            f"""
             SELECT action, count(*) FROM import_plan GROUP BY action
             UNION ALL
             SELECT 'skipped', count(*) FROM import_resolved WHERE employee_id IS NULL
             UNION ALL
             SELECT CASE kind WHEN 's' THEN 'skipped' ELSE 'invalid' END, count(*)
-            FROM import_stage WHERE kind IN ('s', 'e') GROUP BY kind
-            """
+            FROM {stage} WHERE kind IN ('s', 'e') GROUP BY kind
+            """  # noqa: S608
         )
         stats = dict.fromkeys(STAT_KEYS.values(), 0)
         for action, number in self.cursor.fetchall():
@@ -487,14 +540,16 @@ class ImportEngine:
             """,
             {"limit": limit},
         )
+        zone = self.organisation.tz
         return [
             {
                 "row": row_no,
                 "employeeNo": employee_no,
                 "name": name,
                 "workDate": work_date.isoformat(),
-                "firstIn": first_in.isoformat() if first_in else None,
-                "lastOut": last_out.isoformat() if last_out else None,
+                # As the records API gives them: in the organisation's time zone.
+                "firstIn": first_in.astimezone(zone).isoformat() if first_in else None,
+                "lastOut": last_out.astimezone(zone).isoformat() if last_out else None,
                 "workMinutes": work_minutes,
                 "lateMinutes": late_minutes,
                 "status": status,
@@ -514,12 +569,14 @@ class ImportEngine:
             ) in self.cursor.fetchall()
         ]
 
-    ISSUES_SQL = """
+    @property
+    def issues_sql(self) -> str:
+        return f"""
         SELECT row_no, col, code, message, action, employee_ref FROM (
             SELECT row_no, coalesce(col, '') AS col, code, message,
                    CASE kind WHEN 's' THEN 'skipped' ELSE 'invalid' END AS action,
                    '' AS employee_ref
-            FROM import_stage WHERE kind IN ('s', 'e')
+            FROM {self.stage_table} WHERE kind IN ('s', 'e')
             UNION ALL
             SELECT row_no, '' AS col, 'UNKNOWN_EMPLOYEE',
                    'No employee in the organisation has number "' || coalesce(emp_no, '')
@@ -541,14 +598,14 @@ class ImportEngine:
                    p.action, ''
             FROM import_plan p WHERE p.action IN ('invalid', 'duplicate', 'skipped')
         ) issues
-    """
+        """  # noqa: S608
 
     def issues(self, limit: int | None) -> tuple[list[dict], int]:
-        self.cursor.execute(f"SELECT count(*) FROM ({self.ISSUES_SQL}) counted")  # noqa: S608
+        self.cursor.execute(f"SELECT count(*) FROM ({self.issues_sql}) counted")  # noqa: S608
         total = self.cursor.fetchone()[0]
         limit_sql = "LIMIT %(limit)s" if limit is not None else ""
         self.cursor.execute(
-            f"{self.ISSUES_SQL} ORDER BY row_no, code {limit_sql}",
+            f"{self.issues_sql} ORDER BY row_no, code {limit_sql}",
             {"limit": limit},
         )
         errors = [
@@ -558,7 +615,7 @@ class ImportEngine:
         return errors, total
 
     def issues_copy_sql(self) -> str:
-        return f"COPY ({self.ISSUES_SQL} ORDER BY row_no, code) TO STDOUT"
+        return f"COPY ({self.issues_sql} ORDER BY row_no, code) TO STDOUT"
 
     # --- apply -------------------------------------------------------------------------
 
@@ -636,7 +693,7 @@ class ImportEngine:
             SELECT %(batch)s, issues.row_no, issues.action, issues.code, issues.col,
                    left(issues.message, 500), left(issues.employee_ref, 100), NULL, NULL, '',
                    '', '', ''
-            FROM ({self.ISSUES_SQL}) issues
+            FROM ({self.issues_sql}) issues
             """,  # noqa: S608
             params,
         )

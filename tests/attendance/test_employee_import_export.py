@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import openpyxl
@@ -31,8 +30,8 @@ EXPORT = f"{EMPLOYEES}export/"
 CSV_FORMAT, XLSX_FORMAT = "0", "1"  # EmployeeAdmin.formats = (CSV, XLSX)
 AUDIT_ACTION = "attendance.employees.imported"
 
-FIXTURES = Path(os.environ.get("ATTENDANCE_FIXTURES", "/work/shared/fixtures/synthetic"))
-EMPLOYEES_CSV = FIXTURES / "employees.csv"
+# The synthetic people, copied into the repository (FORMATS.md): a fresh clone has them.
+EMPLOYEES_CSV = Path(__file__).resolve().parent.parent / "fixtures" / "employees.csv"
 HYPERLINK = '=HYPERLINK("http://evil.example/","click")'
 
 
@@ -77,8 +76,6 @@ def xlsx_bytes(header: list[str], rows: list[list]) -> bytes:
 
 
 def fixture_csv() -> bytes:
-    if not EMPLOYEES_CSV.exists():
-        pytest.skip(f"{EMPLOYEES_CSV} is missing (set ATTENDANCE_FIXTURES)")
     return EMPLOYEES_CSV.read_bytes()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -11,6 +12,8 @@ from attendance.models import AttendanceRecord
 from imports.models import ImportBatch
 from tests.imports.conftest import FIXTURES
 
+PERCENT = re.compile(r"\]\s*(\d+\.\d)%")  # the progress bar's "[###---]  54.9%"
+
 
 def _run(*args) -> tuple[str, str]:
     out, err = io.StringIO(), io.StringIO()
@@ -18,7 +21,10 @@ def _run(*args) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
-def test_import_then_rollback_from_the_shell(organisation, people):
+def test_import_then_rollback_from_the_shell(organisation, people, settings):
+    # Chunks of 100 rows: the 620-row file reports progress after each one, not only at the
+    # end (the bar's first report is never throttled).
+    settings.IMPORT_CHUNK_ROWS = 100
     path = FIXTURES / "dingtalk_daily_gbk.csv"
     dry_out, _ = _run(
         "import_attendance",
@@ -39,7 +45,12 @@ def test_import_then_rollback_from_the_shell(organisation, people):
         "--create-missing-employees",
     )
     batch_id = int(out.strip().splitlines()[-1])
-    assert "format dingtalk_daily" in err and "100.0%" in err
+    assert "format dingtalk_daily" in err
+    percents = [float(value) for value in PERCENT.findall(err)]
+    assert percents[-1] == 100.0
+    # Printed during the run: a share between the staging half and the end.
+    assert any(50.0 < value < 100.0 for value in percents[:-1]), err
+    assert percents == sorted(percents)
     assert ImportBatch.objects.get(pk=batch_id).stats["insert"] == 620
     assert AttendanceRecord.objects.filter(organisation=organisation).count() == 620
 

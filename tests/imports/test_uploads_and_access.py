@@ -195,6 +195,7 @@ ENDPOINTS = [
     ("post", "/upload", None),
     ("post", "/prepare", None),
     ("post", "/preview", {"csvText": STANDARD + "E1,A,2026-05-04,09:00,18:00,\n"}),
+    ("post", "/preview/errors.csv", {"csvText": STANDARD + "E1,A,2026-05-04,09:00,18:00,\n"}),
     ("post", "/commit", {"csvText": STANDARD}),
     ("post", "/commit-async", {"csvText": STANDARD}),
     ("get", "/jobs/00000000-0000-0000-0000-000000000000", None),

@@ -116,6 +116,8 @@ def test_a_worker_killed_mid_commit_is_replaced_and_the_job_completes_exactly_on
         first.wait(timeout=10)
     running = _job()
     assert running.status == "running" and running.attempts == 1
+    # Killed mid-way: the progress written so far (its own connection) is partial.
+    assert ROWS < running.processed < running.total == 2 * ROWS
     # The commit's transaction died with the worker: nothing of it is visible.
     assert not ImportBatch.objects.exists()
     assert not AttendanceRecord.objects.filter(organisation=organisation).exists()
@@ -133,7 +135,8 @@ def test_a_worker_killed_mid_commit_is_replaced_and_the_job_completes_exactly_on
 
     assert done.status == "succeeded", done.error
     assert done.attempts == 2
-    assert done.progress_percent == 100
+    # The job's own count of the file's work (staging and applying each row), all done.
+    assert done.total == 2 * ROWS and done.processed == done.total
     batch = ImportBatch.objects.get()
     assert done.batch_id == batch.pk and done.result["batchId"] == batch.pk
     assert batch.stats["insert"] == ROWS

@@ -1,7 +1,9 @@
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from attendance.models import Organisation
 from common.exceptions import ApplicationError
@@ -25,6 +27,17 @@ def _organisation(slug: str | None) -> Organisation:
 def _chunks(path: Path):
     with open(path, "rb") as handle:
         yield from iter(lambda: handle.read(1024 * 1024), b"")
+
+
+def _options(file_id, opts: dict) -> services.ImportOptions:
+    return services.ImportOptions(
+        file_id=file_id,
+        format=opts["format"],
+        mode=opts["mode"],
+        time_zone=opts["timezone"],
+        create_missing_employees=opts["create_missing_employees"],
+        preview_limit=0,
+    )
 
 
 class Command(BaseCommand):
@@ -51,31 +64,11 @@ class Command(BaseCommand):
             raise CommandError(f"No file {path}.")
         organisation = _organisation(opts["org"])
         try:
-            upload = services.upload_create(
-                actor=None, organisation=organisation, filename=path.name, chunks=_chunks(path)
-            )
-            options = services.ImportOptions(
-                file_id=upload.pk,
-                format=opts["format"],
-                mode=opts["mode"],
-                time_zone=opts["timezone"],
-                create_missing_employees=opts["create_missing_employees"],
-                preview_limit=0,
-            )
-            self.stderr.write(
-                f"{path.name}: {upload.row_count} rows, format {upload.format or '?'}, "
-                f"encoding {upload.encoding or '-'}"
-            )
             if opts["dry_run"]:
-                preview = services.import_preview(
-                    actor=None, organisation=organisation, options=options
-                )
-                self._print_stats(preview["stats"])
-                for error in preview["errors"][:20]:
-                    self.stdout.write(
-                        f"row {error['row']} {error['column']} {error['code']}: {error['message']}"
-                    )
+                self._dry_run(path, organisation, opts)
                 return
+            upload = self._upload(path, organisation)
+            options = _options(upload.pk, opts)
             bar = ProgressBar(self.stderr)
             if opts["run_async"]:
                 queued = services.import_commit_async(
@@ -100,6 +93,35 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.code}: {exc.message}") from exc
         self._print_stats(result["stats"])
         self.stdout.write(str(result["batchId"]))
+
+    def _upload(self, path: Path, organisation: Organisation):
+        upload = services.upload_create(
+            actor=None, organisation=organisation, filename=path.name, chunks=_chunks(path)
+        )
+        self.stderr.write(
+            f"{path.name}: {upload.row_count} rows, format {upload.format or '?'}, "
+            f"encoding {upload.encoding or '-'}"
+        )
+        return upload
+
+    def _dry_run(self, path: Path, organisation: Organisation, opts: dict) -> None:
+        """Preview only, leaving nothing behind. The preview reads an upload, so the upload
+        (its row and its audit event) lives in a transaction that is rolled back, and its
+        stored file is deleted."""
+        with transaction.atomic():
+            upload = self._upload(path, organisation)
+            try:
+                preview = services.import_preview(
+                    actor=None, organisation=organisation, options=_options(upload.pk, opts)
+                )
+            finally:
+                (Path(settings.IMPORT_STORAGE_DIR) / upload.storage_name).unlink(missing_ok=True)
+                transaction.set_rollback(True)
+        self._print_stats(preview["stats"])
+        for error in preview["errors"][:20]:
+            self.stdout.write(
+                f"row {error['row']} {error['column']} {error['code']}: {error['message']}"
+            )
 
     def _wait(self, job: ImportJob, bar: ProgressBar) -> dict:
         while True:
