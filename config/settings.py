@@ -120,6 +120,14 @@ DATABASES["default"].update(
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
     "DB_CONNECT_TIMEOUT", default=5
 )
+# Local buffers for temporary tables, set at connection start (PostgreSQL refuses it once a
+# session has used one). Only a session that imports fills them: an import's plan tables of
+# half a million rows then stay in memory instead of the default 8 MB spilling to files.
+DATABASES["default"]["OPTIONS"]["options"] = (
+    DATABASES["default"]["OPTIONS"].get("options", "")
+    + " -c temp_buffers="
+    + env.str("DB_TEMP_BUFFERS", default="128MB")
+).strip()
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Attendance runs on PostgreSQL only (DATABASE_URL=postgres://…)")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -287,6 +295,9 @@ IMPORT_CHUNK_ROWS = env.int("IMPORT_CHUNK_ROWS", default=50_000)
 # A drill knob (default off): sleep between applied chunks so a test can kill a worker
 # in the middle of a commit.
 IMPORT_CHUNK_PAUSE_SECONDS = env.float("IMPORT_CHUNK_PAUSE_SECONDS", default=0.0)
+# PostgreSQL work_mem for an import's transaction (SET LOCAL): its plan sorts and hashes
+# every row of the file.
+IMPORT_WORK_MEM = env.str("IMPORT_WORK_MEM", default="64MB")
 IMPORT_PREVIEW_LIMIT_MAX = env.int("IMPORT_PREVIEW_LIMIT_MAX", default=1000)
 IMPORT_ERRORS_LIMIT = env.int("IMPORT_ERRORS_LIMIT", default=1000)
 # The Celery queue import jobs go to (a dedicated worker pool can serve it).

@@ -218,9 +218,12 @@ class ImportEngine:
         # Dropped at the end of the transaction; dropping first also lets a second run reuse
         # the names inside one outer transaction (tests, nested atomic blocks).
         self._sql(
-            "DROP TABLE IF EXISTS import_stage, import_people, import_resolved, import_days,"
-            " import_judged, import_plan"
+            "DROP TABLE IF EXISTS import_stage, import_people, import_unknown, import_resolved,"
+            " import_days, import_judged, import_plan"
         )
+        # For this transaction only: the plan's sorts and hashes over every row of the
+        # file, which the server's default (4 MB) sends to disk.
+        self._sql("SELECT set_config('work_mem', %(mem)s, true)", {"mem": settings.IMPORT_WORK_MEM})
 
     def stage(self, table, options: ParseOptions, *, on_row: Callable[[int], None] | None = None):
         """Parse the file and COPY every result (rows, skips and errors) into one table."""
@@ -282,26 +285,32 @@ class ImportEngine:
             """,
             {"org": org},
         )
-        self._sql(
-            f"""
-            CREATE TEMP TABLE import_resolved ON COMMIT DROP AS
-            SELECT s.*, p.employee_id
+        # Rows go straight from the stage to what the format needs (days, or punches to
+        # fold); only the few rows naming nobody are kept apart, for the report.
+        with_people = f"""
             FROM {stage} s
             JOIN import_people p
               ON p.emp_no = s.emp_no AND p.dt_id = s.dt_id AND p.pin = s.pin
             WHERE s.kind IN ('d', 'p')
-            """  # noqa: S608
+        """
+        self._sql(
+            "CREATE TEMP TABLE import_unknown ON COMMIT DROP AS"
+            f" SELECT s.row_no, s.emp_no, s.dt_id, s.pin {with_people}"
+            " AND p.employee_id IS NULL"
         )
         if self.fmt.kind == "punch":
+            self._sql(
+                "CREATE TEMP TABLE import_resolved ON COMMIT DROP AS"
+                f" SELECT s.row_no, p.employee_id, s.work_date, s.first_in {with_people}"
+                " AND p.employee_id IS NOT NULL"
+            )
             self._fold_punches()
         else:
             self._sql(
-                """
-                CREATE TEMP TABLE import_days ON COMMIT DROP AS
-                SELECT row_no, employee_id, work_date, first_in, last_out, work_minutes,
-                       late_minutes, early_minutes, status
-                FROM import_resolved WHERE employee_id IS NOT NULL
-                """
+                "CREATE TEMP TABLE import_days ON COMMIT DROP AS"
+                " SELECT s.row_no, p.employee_id, s.work_date, s.first_in, s.last_out,"
+                " s.work_minutes, s.late_minutes, s.early_minutes, s.status"
+                f" {with_people} AND p.employee_id IS NOT NULL"
             )
         if self.mode == ImportMode.MERGE:
             self._merge_with_existing()
@@ -337,7 +346,7 @@ class ImportEngine:
             f"""
             SELECT action, count(*) FROM import_plan GROUP BY action
             UNION ALL
-            SELECT 'skipped', count(*) FROM import_resolved WHERE employee_id IS NULL
+            SELECT 'skipped', count(*) FROM import_unknown
             UNION ALL
             SELECT CASE kind WHEN 's' THEN 'skipped' ELSE 'invalid' END, count(*)
             FROM {stage} WHERE kind IN ('s', 'e') GROUP BY kind
@@ -583,7 +592,7 @@ class ImportEngine:
                    || '", DingTalk UserId "' || coalesce(dt_id, '')
                    || '" or device PIN "' || coalesce(pin, '') || '".',
                    'skipped', COALESCE(NULLIF(emp_no, ''), NULLIF(dt_id, ''), pin)
-            FROM import_resolved WHERE employee_id IS NULL
+            FROM import_unknown
             UNION ALL
             SELECT p.row_no, '', CASE p.action
                     WHEN 'invalid' THEN 'OUT_BEFORE_IN'
