@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import secrets
+import tempfile
 import time
 import uuid
 import zoneinfo
@@ -27,6 +28,7 @@ from django.utils import timezone
 
 from attendance.models import Organisation
 from audit.services import audit_record
+from common.csv_export import BOM
 from common.exceptions import ApplicationError, NotFound, ValidationFailed
 from imports import formats
 from imports.formats.base import EmptyFile, ImportFormat, ParseOptions, UnsupportedFormat
@@ -540,14 +542,29 @@ def import_preview(*, actor, organisation: Organisation, options: ImportOptions)
     }
 
 
-def preview_errors_csv_rows(
-    *, actor, organisation: Organisation, options: ImportOptions
-) -> Iterator[list]:
-    """Every error of a preview, for the CSV download (large files have many)."""
-    with _rolled_back_plan(organisation, options) as (engine, _plan):
-        errors, _total = engine.issues(None)
-    for error in errors:
-        yield [error["row"], error["column"], error["code"], error["message"]]
+def preview_errors_csv(*, actor, organisation: Organisation, options: ImportOptions):
+    """Every error of a preview as a CSV file (BOM, header, formulas neutralised), for the
+    download large files need. PostgreSQL writes it into a temporary file while the plan's
+    transaction is open; the response streams the file after that transaction has been
+    rolled back, so memory stays flat however many errors there are."""
+    spool_dir = _storage_dir() / "tmp"
+    spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Closed by the response once streamed (or below on failure), not by a with block.
+    spool = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115
+    try:
+        spool.write(BOM.encode("utf-8"))
+        with (
+            _rolled_back_plan(organisation, options) as (engine, _plan),
+            connection.cursor() as cursor,
+            cursor.cursor.copy(engine.issues_csv_copy_sql()) as copy,
+        ):
+            for data in copy:
+                spool.write(data)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 def _source_rows(source: Source, fmt: ImportFormat, parse_options: ParseOptions) -> int:

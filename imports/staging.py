@@ -27,6 +27,7 @@ from django.conf import settings
 
 from attendance.choices import PunchKind, PunchSource, RecordSource, RecordStatus
 from attendance.schedule import judge_day
+from common.csv_export import neutralised_sql
 from imports.formats.base import (
     DayRow,
     EmptyFile,
@@ -623,8 +624,15 @@ class ImportEngine:
         ]
         return errors, total
 
-    def issues_copy_sql(self) -> str:
-        return f"COPY ({self.issues_sql} ORDER BY row_no, code) TO STDOUT"
+    def issues_csv_copy_sql(self) -> str:
+        """Every issue as CSV (header row first), written by PostgreSQL; the column names
+        and messages quote the file's own text, so formulas are neutralised."""
+        return (
+            f'COPY (SELECT row_no AS "row", {neutralised_sql("col")} AS "column", code,'  # noqa: S608
+            f" {neutralised_sql('message')} AS message"
+            f" FROM ({self.issues_sql}) listed ORDER BY row_no, code)"
+            " TO STDOUT WITH (FORMAT csv, HEADER true)"
+        )
 
     # --- apply -------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser, DataAndFiles, MultiPartParser
@@ -212,16 +213,17 @@ class PreviewErrorsView(ImportView):
     )
     def post(self, request):
         data = validated(s.PreviewInputSerializer, request.data)
-        rows = list(
-            services.preview_errors_csv_rows(
-                actor=request.user,
-                organisation=_organisation(request),
-                options=options_from(data),
-            )
+        spool = services.preview_errors_csv(
+            actor=request.user, organisation=_organisation(request), options=options_from(data)
         )
-        return streaming_csv_response(
-            "import-errors.csv", ["row", "column", "code", "message"], rows
+        response = FileResponse(
+            spool,
+            as_attachment=True,
+            filename="import-errors.csv",
+            content_type="text/csv; charset=utf-8",
         )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 class CommitView(ImportView):

@@ -4,18 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imports', '0005_upload_stage_table'),
+        ("imports", "0005_upload_stage_table"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='importitem',
-            name='item_batch_action',
+            model_name="importitem",
+            name="item_batch_action",
         ),
         migrations.AddIndex(
-            model_name='importitem',
-            index=models.Index(fields=['batch', 'row'], name='item_batch_row'),
+            model_name="importitem",
+            index=models.Index(fields=["batch", "row"], name="item_batch_row"),
         ),
     ]
