@@ -330,9 +330,28 @@ def purge_expired_uploads(*, now: dt.datetime | None = None) -> int:
             upload.delete()
         (_storage_dir() / upload.storage_name).unlink(missing_ok=True)
         removed += 1
+    _drop_orphan_stage_tables()
     if removed:
         logger.info("Purged %s expired uploads", removed)
     return removed
+
+
+def _drop_orphan_stage_tables() -> None:
+    """Stage tables whose upload row is gone by another road (an organisation deleted, a
+    row removed by hand). A table an upload is creating right now is not visible here:
+    catalog rows follow MVCC like any other."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind = 'r' AND n.nspname = current_schema()"
+            " AND c.relname ~ '^import_upload_[0-9a-f]{32}$'"
+        )
+        names = {name for (name,) in cursor.fetchall()}
+        known = set(
+            ImportUpload.objects.filter(stage_table__in=names).values_list("stage_table", flat=True)
+        )
+        for orphan in sorted(names - known):
+            drop_stage_table(cursor, orphan)
 
 
 @contextlib.contextmanager

@@ -5,13 +5,14 @@ answer the request (mapping, other time zone, another day, a crash emptied the t
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from attendance.models import AttendanceRecord, Employee
-from imports import services
+from imports import services, staging, tasks
 from imports.models import ImportUpload
 from tests.imports.conftest import FIXTURES, commit, preview, upload
 from tests.support import error
@@ -156,3 +157,28 @@ def test_a_fixture_through_the_kept_rows_matches_a_fresh_read(organisation, clie
     fresh = preview(client, body)
     assert kept == fresh
     assert kept["stats"]["insert"] > 0
+
+
+def test_the_purge_drops_stage_tables_whose_upload_is_gone(client, staff):
+    uploaded = upload(client, (HEADER + "U1,U1,2026-05-04,09:00,18:00,normal\n").encode())
+    kept = ImportUpload.objects.get(pk=uploaded["fileId"]).stage_table
+    orphan = staging.upload_stage_name(uuid.uuid4())
+    with connection.cursor() as cursor:
+        staging.create_stage_table(cursor, orphan, temporary=False)
+    assert services.purge_expired_uploads() == 0
+    tables = _stage_tables()
+    assert orphan not in tables
+    assert kept in tables
+
+
+def test_beat_runs_the_purge_hourly(client, staff, settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["imports-purge-expired-uploads"]
+    assert entry["task"] == tasks.purge_expired_uploads.name
+    assert entry["schedule"] <= 60 * 60
+    uploaded = upload(client, (HEADER + "U1,U1,2026-05-04,09:00,18:00,normal\n").encode())
+    ImportUpload.objects.filter(pk=uploaded["fileId"]).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    # The task itself, run in this process (a real worker runs beat's tasks elsewhere).
+    assert tasks.purge_expired_uploads.apply().get() == 1
+    assert not ImportUpload.objects.exists()
