@@ -114,51 +114,29 @@ def copy_parsed_rows(cursor, name: str, parsed_rows, on_row=None) -> int:
         for parsed in parsed_rows:
             count += 1
             kind = type(parsed)
-            if kind is DayRow:
+            if kind is DayRow or kind is PunchRow:
                 person = parsed.person
-                write(
-                    (
-                        parsed.row,
-                        "d",
-                        person.employee_no or "",
-                        person.dingtalk_user_id or "",
-                        person.device_pin or "",
-                        person.name,
-                        person.department,
-                        parsed.work_date,
+                identity = (
+                    person.employee_no or "",
+                    person.dingtalk_user_id or "",
+                    person.device_pin or "",
+                    person.name,
+                    person.department,
+                )
+                if kind is DayRow:
+                    facts = (
                         parsed.first_in,
                         parsed.last_out,
                         parsed.work_minutes,
                         parsed.late_minutes,
                         parsed.early_leave_minutes,
                         parsed.status,
-                        None,
-                        None,
-                        None,
                     )
-                )
-            elif kind is PunchRow:
-                person = parsed.person
+                else:  # a punch: its instant in first_in, its kind in status
+                    facts = (parsed.occurred_at, None, None, None, None, parsed.kind)
+                kind_code = "d" if kind is DayRow else "p"
                 write(
-                    (
-                        parsed.row,
-                        "p",
-                        person.employee_no or "",
-                        person.dingtalk_user_id or "",
-                        person.device_pin or "",
-                        person.name,
-                        person.department,
-                        parsed.work_date,
-                        parsed.occurred_at,
-                        None,
-                        None,
-                        None,
-                        None,
-                        parsed.kind,
-                        None,
-                        None,
-                        None,
-                    )
+                    (parsed.row, kind_code, *identity, parsed.work_date, *facts, None, None, None)
                 )
             elif kind is RowSkipped or kind is RowError:
                 write(

@@ -2,16 +2,56 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 
+from attendance.models import AttendanceRecord
 from tests.support import data
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 REAL_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 IMPORT_API = "/api/attendance/import"
+
+
+@pytest.fixture
+def client(api, people):
+    """The API as the organisation's importer."""
+    return api(people["importer"])
+
+
+def stored_files(settings) -> list:
+    root = settings.IMPORT_STORAGE_DIR
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def day_record(employee, day: str) -> AttendanceRecord:
+    return AttendanceRecord.objects.get(employee=employee, work_date=dt.date.fromisoformat(day))
+
+
+def record_snapshot(organisation) -> list[tuple]:
+    """Every column of the organisation's day records: what an exact rollback restores."""
+    return list(
+        AttendanceRecord.objects.filter(organisation=organisation)
+        .order_by("employee_id", "work_date")
+        .values_list(
+            "id",
+            "employee_id",
+            "work_date",
+            "first_in",
+            "last_out",
+            "work_minutes",
+            "late_minutes",
+            "early_leave_minutes",
+            "status",
+            "source",
+            "batch_id",
+            "note",
+            "updated_at",
+        )
+    )
 
 
 @pytest.fixture(autouse=True)

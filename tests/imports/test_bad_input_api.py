@@ -21,7 +21,7 @@ from imports.models import (
     ImportJob,
     ImportUpload,
 )
-from tests.imports.conftest import IMPORT_API, commit, prepare, preview, upload
+from tests.imports.conftest import IMPORT_API, commit, prepare, preview, stored_files, upload
 from tests.imports.test_reading import billion_laughs_workbook, minimal_workbook_entries
 from tests.support import data, error
 
@@ -38,11 +38,6 @@ MAPPING = {
 
 
 @pytest.fixture
-def client(api, people):
-    return api(people["importer"])
-
-
-@pytest.fixture
 def staff(organisation):
     return [
         Employee.objects.create(organisation=organisation, employee_no=f"B{n}", name=f"B{n}")
@@ -50,15 +45,10 @@ def staff(organisation):
     ]
 
 
-def _stored_files(settings) -> list:
-    root = settings.IMPORT_STORAGE_DIR
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
-
-
 def _written(settings) -> dict:
     """Everything an import could leave behind."""
     return {
-        "files": _stored_files(settings),
+        "files": stored_files(settings),
         "uploads": ImportUpload.objects.count(),
         "batches": ImportBatch.objects.count(),
         "items": ImportItem.objects.count(),
@@ -275,7 +265,7 @@ def test_the_purge_is_not_stopped_by_a_queued_rollback_job(
         expires_at=timezone.now() - dt.timedelta(seconds=1)
     )
     assert services.purge_expired_uploads() == 1
-    assert _stored_files(settings) == []
+    assert stored_files(settings) == []
     assert not ImportUpload.objects.exists()
 
 

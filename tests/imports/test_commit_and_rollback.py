@@ -14,7 +14,7 @@ from attendance import services as attendance_services
 from attendance.models import AttendanceRecord, Employee
 from audit.models import AuditEvent
 from imports.models import CommitToken, ImportBatch, ImportItem
-from tests.imports.conftest import IMPORT_API, commit, prepare, preview
+from tests.imports.conftest import IMPORT_API, commit, day_record, prepare, preview, record_snapshot
 from tests.support import data, error
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -25,32 +25,6 @@ def csv(*rows: str) -> str:
     return HEADER + "".join(f"{row}\n" for row in rows)
 
 
-def _day(employee, day: str) -> AttendanceRecord:
-    return AttendanceRecord.objects.get(employee=employee, work_date=dt.date.fromisoformat(day))
-
-
-def _snapshot(organisation) -> list[tuple]:
-    return list(
-        AttendanceRecord.objects.filter(organisation=organisation)
-        .order_by("employee_id", "work_date")
-        .values_list(
-            "id",
-            "employee_id",
-            "work_date",
-            "first_in",
-            "last_out",
-            "work_minutes",
-            "late_minutes",
-            "early_leave_minutes",
-            "status",
-            "source",
-            "batch_id",
-            "note",
-            "updated_at",
-        )
-    )
-
-
 @pytest.fixture
 def staff(organisation):
     return [
@@ -59,14 +33,9 @@ def staff(organisation):
     ]
 
 
-@pytest.fixture
-def client(api, people):
-    return api(people["importer"])
-
-
 def test_preview_reports_every_action_and_writes_nothing(organisation, staff, client):
     commit(client, {"csvText": csv("001,S1,2026-05-04,09:00,18:00,normal")})
-    before = _snapshot(organisation)
+    before = record_snapshot(organisation)
     body = preview(
         client,
         {
@@ -102,7 +71,7 @@ def test_preview_reports_every_action_and_writes_nothing(organisation, staff, cl
         (8, "FUTURE_DATE"),
     }
     assert all(set(item) == {"row", "column", "code", "message"} for item in body["errors"])
-    assert _snapshot(organisation) == before
+    assert record_snapshot(organisation) == before
 
 
 def test_preview_counts_people_it_would_create_without_creating_them(organisation, staff, client):
@@ -129,7 +98,7 @@ def test_commit_writes_days_items_and_one_audit_event(organisation, staff, clien
     )
     assert result["idempotent"] is False
     assert result["stats"]["insert"] == 2 and result["stats"]["skip"] == 1
-    first = _day(staff[0], "2026-05-04")
+    first = day_record(staff[0], "2026-05-04")
     # The template's empty status: the organisation's schedule (09:00–18:00) judges the day.
     assert (first.status, first.work_minutes, first.source, first.batch_id) == (
         "normal",
@@ -137,7 +106,7 @@ def test_commit_writes_days_items_and_one_audit_event(organisation, staff, clien
         "import",
         result["batchId"],
     )
-    second = _day(staff[1], "2026-05-04")
+    second = day_record(staff[1], "2026-05-04")
     assert second.status == "late_early" and second.late_minutes == 20
     assert [item["action"] for item in result["items"]] == ["inserted", "inserted"]
     actions = ImportItem.objects.filter(batch_id=result["batchId"]).values_list(
@@ -283,12 +252,12 @@ def test_two_concurrent_commits_with_one_key_write_one_batch(organisation, staff
 def test_override_replaces_and_merge_keeps_earliest_in_and_latest_out(organisation, staff, client):
     commit(client, {"csvText": csv("001,S1,2026-05-04,08:50,17:00,")})
     commit(client, {"csvText": csv("001,S1,2026-05-04,09:30,18:30,")})
-    day = _day(staff[0], "2026-05-04")
+    day = day_record(staff[0], "2026-05-04")
     assert day.first_in.astimezone(SHANGHAI).time() == dt.time(9, 30)
     assert day.status == "late"
 
     commit(client, {"csvText": csv("001,S1,2026-05-04,08:40,17:00,"), "mode": "merge"})
-    day = _day(staff[0], "2026-05-04")
+    day = day_record(staff[0], "2026-05-04")
     assert day.first_in.astimezone(SHANGHAI).time() == dt.time(8, 40)
     assert day.last_out.astimezone(SHANGHAI).time() == dt.time(18, 30)
     assert (day.status, day.work_minutes, day.late_minutes) == ("normal", 590, 0)
@@ -310,7 +279,7 @@ def test_an_approved_correction_is_never_overwritten(organisation, people, staff
         client, {"csvText": csv(f"{employee.employee_no},X,2026-05-04,09:00,18:00,normal")}
     )
     assert result["stats"]["skip"] == 1
-    day = _day(employee, "2026-05-04")
+    day = day_record(employee, "2026-05-04")
     assert (day.status, day.source) == ("leave", "adjustment")
     item = ImportItem.objects.get(batch_id=result["batchId"])
     assert (item.action, item.code) == ("skipped", "CORRECTED_DAY_KEPT")
@@ -321,7 +290,7 @@ def test_rollback_restores_exactly_the_previous_state(organisation, staff, clien
         client,
         {"csvText": csv("001,S1,2026-05-04,08:50,17:00,", "002,S2,2026-05-04,09:00,18:00,")},
     )
-    before = _snapshot(organisation)
+    before = record_snapshot(organisation)
     second = commit(
         client,
         {
@@ -345,7 +314,7 @@ def test_rollback_restores_exactly_the_previous_state(organisation, staff, clien
         "restored": 1,
         "deleted": 2,
     }
-    assert _snapshot(organisation) == before
+    assert record_snapshot(organisation) == before
     assert not Employee.objects.filter(employee_no="777").exists()
     assert AuditEvent.objects.filter(action="imports.batch.rolled_back").count() == 1
     error(client.post(f"{IMPORT_API}/rollback/{second['batchId']}"), 409, "ALREADY_ROLLED_BACK")
@@ -364,14 +333,14 @@ def test_rollback_refuses_when_a_later_write_touched_a_day(organisation, people,
     attendance_services.adjustment_request_approve(
         actor=people["approver"].user, request=request, comment="ok"
     )
-    before = _snapshot(organisation)
+    before = record_snapshot(organisation)
 
     failure = error(
         client.post(f"{IMPORT_API}/rollback/{batch['batchId']}"), 409, "ROLLBACK_CONFLICT"
     )
 
     assert failure["details"]["conflicts"][0]["workDate"] == "2026-05-04"
-    assert _snapshot(organisation) == before
+    assert record_snapshot(organisation) == before
     assert ImportBatch.objects.get(pk=batch["batchId"]).status == "committed"
 
 

@@ -22,7 +22,17 @@ from audit.models import AuditEvent
 from config.celery import app as celery_app
 from imports import formats, services
 from imports.models import ImportBatch, ImportJob, ImportUpload
-from tests.imports.conftest import FIXTURES, IMPORT_API, commit, expected, preview, upload
+from tests.imports.conftest import (
+    FIXTURES,
+    IMPORT_API,
+    commit,
+    day_record,
+    expected,
+    preview,
+    record_snapshot,
+    stored_files,
+    upload,
+)
 from tests.support import client_for, data, error
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -38,37 +48,6 @@ def _at(day: str, clock: str) -> dt.datetime:
     return dt.datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=SHANGHAI)
 
 
-def _day(employee, day: str) -> AttendanceRecord:
-    return AttendanceRecord.objects.get(employee=employee, work_date=dt.date.fromisoformat(day))
-
-
-def _snapshot(organisation) -> list[tuple]:
-    return list(
-        AttendanceRecord.objects.filter(organisation=organisation)
-        .order_by("employee_id", "work_date")
-        .values_list(
-            "id",
-            "employee_id",
-            "work_date",
-            "first_in",
-            "last_out",
-            "work_minutes",
-            "late_minutes",
-            "early_leave_minutes",
-            "status",
-            "source",
-            "batch_id",
-            "note",
-            "updated_at",
-        )
-    )
-
-
-def _stored_files(settings) -> list:
-    root = settings.IMPORT_STORAGE_DIR
-    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
-
-
 def _csv_download(response) -> tuple[bytes, list[list[str]]]:
     assert response.status_code == 200, response.content
     raw = b"".join(response.streaming_content)
@@ -81,11 +60,6 @@ def staff(organisation):
         Employee.objects.create(organisation=organisation, employee_no=f"00{n}", name=f"S{n}")
         for n in range(1, 4)
     ]
-
-
-@pytest.fixture
-def client(api, people):
-    return api(people["importer"])
 
 
 # --- 1. rollback as a job -------------------------------------------------------------------
@@ -121,7 +95,7 @@ def test_a_rollback_job_restores_exactly_and_audits_once(
     organisation, people, staff, client, settings
 ):
     _first_batch(client)
-    before = _snapshot(organisation)
+    before = record_snapshot(organisation)
     second = _second_batch(client)
     batch_id = second["batchId"]
     assert (second["stats"]["update"], second["stats"]["insert"]) == (1, 2)
@@ -132,7 +106,7 @@ def test_a_rollback_job_restores_exactly_and_audits_once(
     assert (queued["kind"], queued["status"]) == ("rollback", "queued")
     # Queued only: nothing is undone until the job runs.
     assert ImportBatch.objects.get(pk=batch_id).status == "committed"
-    assert _snapshot(organisation) != before
+    assert record_snapshot(organisation) != before
 
     job = services.import_job_run(job_id=queued["id"])
 
@@ -144,7 +118,7 @@ def test_a_rollback_job_restores_exactly_and_audits_once(
         1,
         2,
     )
-    assert _snapshot(organisation) == before
+    assert record_snapshot(organisation) == before
     batch = ImportBatch.objects.get(pk=batch_id)
     assert batch.status == "rolled_back"
     assert batch.rolled_back_by_id == people["importer"].user_id
@@ -175,11 +149,11 @@ def test_a_rollback_job_over_a_day_written_later_fails_and_changes_nothing(
         commit(client, {"csvText": standard_csv("003,S3,2026-05-05,10:00,18:00,")})
         touched = ("003", "2026-05-05")
     else:
-        record = _day(staff[0], "2026-05-04")
+        record = day_record(staff[0], "2026-05-04")
         record.note = "fixed by hand"
         record.save()
         touched = ("001", "2026-05-04")
-    before = _snapshot(organisation)
+    before = record_snapshot(organisation)
     settings.IMPORT_ASYNC_ROLLBACK_ROWS = 1
     queued = data(client.post(f"{IMPORT_API}/rollback/{second['batchId']}"), 202)["job"]
 
@@ -190,7 +164,7 @@ def test_a_rollback_job_over_a_day_written_later_fails_and_changes_nothing(
     conflicts = {(c["employeeNo"], c["workDate"]) for c in job.error["details"]["conflicts"]}
     assert conflicts == {touched}
     assert job.result is None and job.finished_at is not None
-    assert _snapshot(organisation) == before
+    assert record_snapshot(organisation) == before
     assert ImportBatch.objects.get(pk=second["batchId"]).status == "committed"
     assert not AuditEvent.objects.filter(action="imports.batch.rolled_back").exists()
     shown = data(client.get(f"{IMPORT_API}/jobs/{queued['id']}"))["job"]
@@ -354,7 +328,9 @@ def test_the_dingtalk_daily_template_has_a_bom_and_its_header_is_read_back(
     assert (uploaded["format"], uploaded["rowCount"]) == ("dingtalk_daily", 1)
     result = commit(client, {"fileId": uploaded["fileId"], "createMissingEmployees": True})
     assert result["stats"]["insert"] == 1
-    day = _day(Employee.objects.get(organisation=organisation, employee_no="00077"), "2026-05-06")
+    day = day_record(
+        Employee.objects.get(organisation=organisation, employee_no="00077"), "2026-05-06"
+    )
     assert (day.first_in, day.last_out) == (_at("2026-05-06", "08:41"), _at("2026-05-06", "18:05"))
     assert (day.status, day.late_minutes, day.work_minutes) == ("late", 11, 564)
 
@@ -376,7 +352,7 @@ def test_an_empty_employee_number_matches_an_existing_employee_by_dingtalk_user_
     )
 
     assert result["stats"]["insert"] == 1
-    assert _day(known, "2026-05-06").batch_id == result["batchId"]
+    assert day_record(known, "2026-05-06").batch_id == result["batchId"]
     assert Employee.objects.filter(organisation=organisation).count() == employees
     assert ImportBatch.objects.get(pk=result["batchId"]).created_employee_ids == []
 
@@ -402,7 +378,7 @@ def test_an_employee_created_from_a_row_without_number_takes_the_user_id(
         "154335349840-3301595691",
         "王五",
     )
-    assert _day(created, "2026-05-06").status == "late"
+    assert day_record(created, "2026-05-06").status == "late"
 
 
 # --- 6. punch formats -----------------------------------------------------------------------
@@ -448,7 +424,7 @@ def test_device_log_punches_belong_to_the_batch_and_rollback_removes_exactly_the
     assert rolled_back["deleted"] == days
     assert list(Punch.objects.filter(organisation=organisation)) == [web_punch]
     assert list(AttendanceRecord.objects.filter(organisation=organisation)) == [
-        _day(people["employee"], "2026-05-04")
+        day_record(people["employee"], "2026-05-04")
     ]
     rollback_stats = ImportBatch.objects.get(pk=first["batchId"]).rollback_stats
     assert rollback_stats["punchesDeleted"] == punch_count
@@ -469,14 +445,14 @@ def test_preview_of_a_changed_device_log_counts_updates_and_unchanged_days(
     person = Employee.objects.get(organisation=organisation, device_pin="700001")
     # One later punch moves that person's lastOut on 1 May; every other day is as before.
     changed = content + b"   700001\t2026-05-01 23:30:00\t1\t1\t15\t0\n"
-    assert _day(person, "2026-05-01").last_out == _at("2026-05-01", "19:18")
+    assert day_record(person, "2026-05-01").last_out == _at("2026-05-01", "19:18")
 
     body = preview(client, {"fileId": upload(client, changed, "attlog2.dat")["fileId"]})
 
     assert body["stats"]["update"] == 1
     assert body["stats"]["unchanged"] == days - 1
     assert body["stats"]["insert"] == 0
-    assert _day(person, "2026-05-01").last_out == _at("2026-05-01", "19:18")
+    assert day_record(person, "2026-05-01").last_out == _at("2026-05-01", "19:18")
 
 
 # --- 7. query counts ------------------------------------------------------------------------
@@ -582,13 +558,13 @@ def test_a_mapping_reads_a_standard_file_with_other_headers(organisation, staff,
     result = commit(client, {"csvText": text, "format": "standard", "mapping": mapping})
 
     assert result["stats"]["insert"] == 2
-    first = _day(staff[0], "2026-05-04")
+    first = day_record(staff[0], "2026-05-04")
     assert (first.first_in, first.last_out, first.status) == (
         _at("2026-05-04", "09:00"),
         _at("2026-05-04", "18:00"),
         "normal",
     )
-    second = _day(staff[1], "2026-05-04")
+    second = day_record(staff[1], "2026-05-04")
     assert (second.late_minutes, second.early_leave_minutes, second.status) == (
         15,
         30,
@@ -641,7 +617,7 @@ def test_a_dry_run_writes_nothing_at_all(organisation, people, settings):
 
     assert "insert=620" in out and "format dingtalk_daily" in err
     assert not ImportUpload.objects.exists()
-    assert _stored_files(settings) == []
+    assert stored_files(settings) == []
     assert AuditEvent.objects.count() == events
     assert Employee.objects.count() == employees
     assert not ImportBatch.objects.exists()
@@ -655,7 +631,7 @@ def test_a_dry_run_reports_row_errors(organisation, people, tmp_path, settings):
     out, _ = _run("import_attendance", str(path), "--org", organisation.slug, "--dry-run")
 
     assert "skip=1" in out and "UNKNOWN_EMPLOYEE" in out
-    assert not ImportUpload.objects.exists() and _stored_files(settings) == []
+    assert not ImportUpload.objects.exists() and stored_files(settings) == []
 
 
 def test_the_format_option_overrides_detection(organisation, staff, tmp_path):
@@ -676,8 +652,8 @@ def test_the_format_option_overrides_detection(organisation, staff, tmp_path):
     detected = ImportBatch.objects.get(pk=int(detected_out.split()[-1]))
     forced = ImportBatch.objects.get(pk=int(forced_out.split()[-1]))
     assert (detected.format, forced.format) == ("standard", "dingtalk_daily")
-    assert _day(staff[0], "2026-05-04").batch_id == detected.pk
-    assert _day(staff[1], "2026-05-04").batch_id == forced.pk
+    assert day_record(staff[0], "2026-05-04").batch_id == detected.pk
+    assert day_record(staff[1], "2026-05-04").batch_id == forced.pk
     with pytest.raises(CommandError, match="UNSUPPORTED_FORMAT"):
         _run("import_attendance", str(path), "--org", organisation.slug, "--format", "dingtalk_raw")
     assert ImportBatch.objects.count() == 2

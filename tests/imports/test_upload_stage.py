@@ -21,11 +21,6 @@ HEADER = "employee_no,name,work_date,first_in,last_out,status\n"
 
 
 @pytest.fixture
-def client(api, people):
-    return api(people["importer"])
-
-
-@pytest.fixture
 def staff(organisation):
     return [
         Employee.objects.create(organisation=organisation, employee_no=f"U{n}", name=f"U{n}")

@@ -12,20 +12,10 @@ from django.utils import timezone
 from attendance.models import Employee
 from imports import services
 from imports.models import ImportUpload
-from tests.imports.conftest import FIXTURES, IMPORT_API, commit, preview, upload
+from tests.imports.conftest import FIXTURES, IMPORT_API, commit, preview, stored_files, upload
 from tests.support import data, error
 
 STANDARD = "employee_no,name,work_date,first_in,last_out,status\n"
-
-
-@pytest.fixture
-def client(api, people):
-    return api(people["importer"])
-
-
-def _stored_files(settings) -> list:
-    root = settings.IMPORT_STORAGE_DIR
-    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
 
 
 def test_raw_and_multipart_uploads_are_stored_privately_with_their_facts(client, settings):
@@ -47,7 +37,7 @@ def test_raw_and_multipart_uploads_are_stored_privately_with_their_facts(client,
     )
     assert multipart["sha256"] == raw["sha256"]
     assert multipart["rowCount"] == 620
-    assert len(_stored_files(settings)) == 2
+    assert len(stored_files(settings)) == 2
     assert not str(settings.IMPORT_STORAGE_DIR).startswith(str(settings.MEDIA_ROOT))
 
 
@@ -60,7 +50,7 @@ def test_oversized_upload_is_refused_and_leaves_nothing(client, settings):
     )
     failure = error(response, 413, "UPLOAD_TOO_LARGE")
     assert failure["details"]["maxBytes"] == 1000
-    assert _stored_files(settings) == []
+    assert stored_files(settings) == []
     assert not ImportUpload.objects.exists()
 
 
@@ -76,7 +66,7 @@ def test_oversized_upload_is_refused_and_leaves_nothing(client, settings):
 )
 def test_bad_files_are_refused_with_their_code(client, settings, content, status, code):
     error(upload(client, content, "bad.csv", status=status), status, code)
-    assert _stored_files(settings) == []
+    assert stored_files(settings) == []
     assert not ImportUpload.objects.exists()
 
 
@@ -101,7 +91,7 @@ def test_expired_uploads_answer_410_and_the_purge_deletes_them(
     response = client.post(f"{IMPORT_API}/preview", {"fileId": uploaded["fileId"]}, format="json")
     error(response, 410, "UPLOAD_EXPIRED")
     assert services.purge_expired_uploads() == 1
-    assert _stored_files(settings) == []
+    assert stored_files(settings) == []
     error(
         client.post(f"{IMPORT_API}/preview", {"fileId": uploaded["fileId"]}, format="json"),
         404,
