@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import ProgrammingError, connection, connections, transaction
 from django.utils import timezone
 
 from attendance.models import Organisation
@@ -260,13 +260,16 @@ def upload_create(
             detected = fmt.name
             staged_on = timezone.localdate(timezone=organisation.tz)
             options = ParseOptions(time_zone=organisation.tz, today=staged_on)
-            stage_table = upload_stage_name(upload_id)
+            stage_table = _stage_table_for(upload_id)
             with connection.cursor() as cursor:
-                create_stage_table(cursor, stage_table, temporary=False)
-                row_count = copy_parsed_rows(cursor, stage_table, fmt.parse(table, options))
-                if row_count == 0:
-                    raise EmptyFile("The file has a header but no data rows.")
-                cursor.execute(f"ANALYZE {stage_table}")
+                if stage_table:
+                    rows = fmt.parse(table, options)
+                    row_count = copy_parsed_rows(cursor, stage_table, rows)
+                    cursor.execute(f"ANALYZE {stage_table}")
+                else:
+                    row_count = sum(1 for _ in fmt.parse(table, options))
+            if row_count == 0:
+                raise EmptyFile("The file has a header but no data rows.")
         upload = ImportUpload.objects.create(
             id=upload_id,
             organisation=organisation,
@@ -301,6 +304,22 @@ def upload_create(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _stage_table_for(upload_id: uuid.UUID) -> str:
+    """Create the upload's stage table, or return "" when the database role may not create
+    tables (PostgreSQL 15+ grants no CREATE on ``public`` by default): the upload then
+    keeps no rows, and preview and commit read the file, as they do for a mapping."""
+    name = upload_stage_name(upload_id)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            create_stage_table(cursor, name, temporary=False)
+    except ProgrammingError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != "42501":  # insufficient_privilege
+            raise
+        logger.warning("Uploads keep no parsed rows: the database role may not create tables")
+        return ""
+    return name
 
 
 def upload_get(*, organisation: Organisation, file_id) -> ImportUpload:

@@ -177,3 +177,39 @@ def test_beat_runs_the_purge_hourly(client, staff, settings):
     # The task itself, run in this process (a real worker runs beat's tasks elsewhere).
     assert tasks.purge_expired_uploads.apply().get() == 1
     assert not ImportUpload.objects.exists()
+
+
+def test_a_role_that_may_not_create_tables_still_uploads_and_imports(
+    organisation, people, staff, settings
+):
+    """PostgreSQL 15+ grants no CREATE on ``public`` by default: an app role without it
+    keeps no parsed rows, and preview and commit read the file instead."""
+    role = f"no_create_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role} NOLOGIN")
+        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        cursor.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        cursor.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        cursor.execute(f"SET LOCAL ROLE {role}")
+    content = HEADER + "U1,U1,2026-05-04,09:00,18:00,normal\n"
+    uploaded = services.upload_create(
+        actor=people["importer"].user,
+        organisation=organisation,
+        filename="f.csv",
+        chunks=iter([content.encode()]),
+    )
+    assert (uploaded.stage_table, uploaded.row_count, uploaded.format) == ("", 1, "standard")
+    options = services.ImportOptions(file_id=uploaded.pk)
+    plan = services.import_preview(actor=None, organisation=organisation, options=options)
+    assert plan["stats"]["insert"] == 1
+    result = services.import_commit(
+        actor=None,
+        organisation=organisation,
+        options=options,
+        commit_token=None,
+        trusted_operator=True,
+    )
+    assert result["stats"]["insert"] == 1
+    with connection.cursor() as cursor:
+        cursor.execute("RESET ROLE")
+    assert AttendanceRecord.objects.filter(employee=staff[0]).count() == 1
