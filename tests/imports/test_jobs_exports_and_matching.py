@@ -1,7 +1,6 @@
-"""Behaviour the other import tests left open: rollback run as a job, the job's progress
-writer, the batch export's row selection, the DingTalk template, matching by UserId, punch
-formats end to end, query counts, format override and mapping, the command's options and
-the preview's errors CSV."""
+"""Rollback run as a job, the job's progress writer, the batch export's row selection, the
+DingTalk template, matching by UserId, punch formats end to end, query counts, format
+override and mapping, the command's options and the preview's errors CSV."""
 
 from __future__ import annotations
 
