@@ -43,9 +43,9 @@ from imports.models import (
 )
 from imports.staging import (
     ImportEngine,
-    copy_parsed_rows,
     create_stage_table,
     drop_stage_table,
+    fill_stage_table,
     staged_rows_present,
     upload_stage_name,
 )
@@ -261,15 +261,13 @@ def upload_create(
             staged_on = timezone.localdate(timezone=organisation.tz)
             options = ParseOptions(time_zone=organisation.tz, today=staged_on)
             stage_table = _stage_table_for(upload_id)
-            with connection.cursor() as cursor:
-                if stage_table:
-                    rows = fmt.parse(table, options)
-                    row_count = copy_parsed_rows(cursor, stage_table, rows)
-                    cursor.execute(f"ANALYZE {stage_table}")
-                else:
-                    row_count = sum(1 for _ in fmt.parse(table, options))
-            if row_count == 0:
-                raise EmptyFile("The file has a header but no data rows.")
+            if stage_table:
+                with connection.cursor() as cursor:
+                    row_count = fill_stage_table(cursor, stage_table, fmt.parse(table, options))
+            else:
+                row_count = sum(1 for _ in fmt.parse(table, options))
+                if row_count == 0:
+                    raise EmptyFile("The file has a header but no data rows.")
         upload = ImportUpload.objects.create(
             id=upload_id,
             organisation=organisation,

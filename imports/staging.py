@@ -54,19 +54,25 @@ KEPT_SOURCES = (RecordSource.ADJUSTMENT, RecordSource.MANUAL)
 STATED_STATUSES = (RecordStatus.LEAVE, RecordStatus.OFF)
 
 Progress = Callable[[int, int], None]
-STAGE_TYPES = (
-    ["int4", "text"]
-    + ["text"] * 5
-    + ["date", "timestamptz", "timestamptz", "int4", "int4", "int4"]
-    + ["text"] * 4
+# The stage table's columns, in COPY order: its DDL, the COPY column list and the binary
+# COPY's types all come from here. ``kind``: d day, p punch, s skipped, e error.
+STAGE_SCHEMA = (
+    ("row_no", "int4"),
+    ("kind", "text"),
+    *((column, "text") for column in ("emp_no", "dt_id", "pin", "name", "dept")),
+    ("work_date", "date"),
+    ("first_in", "timestamptz"),
+    ("last_out", "timestamptz"),
+    ("work_minutes", "int4"),
+    ("late_minutes", "int4"),
+    ("early_minutes", "int4"),
+    *((column, "text") for column in ("status", "code", "col", "message")),
 )
+STAGE_TYPES = [pg_type for _column, pg_type in STAGE_SCHEMA]
+STAGE_COLUMNS = ", ".join(column for column, _pg_type in STAGE_SCHEMA)
 
 
 TEMP_STAGE = "import_stage"
-STAGE_COLUMNS = (
-    "row_no, kind, emp_no, dt_id, pin, name, dept, work_date, first_in, last_out,"
-    " work_minutes, late_minutes, early_minutes, status, code, col, message"
-)
 _UPLOAD_STAGE = re.compile(r"import_upload_[0-9a-f]{32}")
 
 
@@ -87,18 +93,22 @@ def create_stage_table(cursor, name: str, *, temporary: bool) -> None:
     file is simply read again)."""
     name = checked_stage_name(name)
     kind, tail = ("TEMP", "ON COMMIT DROP") if temporary else ("UNLOGGED", "")
-    cursor.execute(
-        f"""
-        CREATE {kind} TABLE {name} (
-            row_no integer NOT NULL,
-            kind text NOT NULL,          -- d day, p punch, s skipped, e error
-            emp_no text, dt_id text, pin text, name text, dept text,
-            work_date date, first_in timestamptz, last_out timestamptz,
-            work_minutes integer, late_minutes integer, early_minutes integer,
-            status text, code text, col text, message text
-        ) {tail}
-        """
+    columns = ", ".join(
+        f"{column} {pg_type}" + (" NOT NULL" if column in ("row_no", "kind") else "")
+        for column, pg_type in STAGE_SCHEMA
     )
+    cursor.execute(f"CREATE {kind} TABLE {name} ({columns}) {tail}")
+
+
+def fill_stage_table(cursor, name: str, parsed_rows, on_row=None) -> int:
+    """COPY a parser's results into a stage table and analyse it (the plan's joins need
+    its statistics); returns how many. A file with a header and no rows is EMPTY_FILE,
+    raised inside the caller's transaction, so nothing stays."""
+    count = copy_parsed_rows(cursor, name, parsed_rows, on_row)
+    if count == 0:
+        raise EmptyFile("The file has a header but no data rows.")
+    cursor.execute(f"ANALYZE {checked_stage_name(name)}")
+    return count
 
 
 def copy_parsed_rows(cursor, name: str, parsed_rows, on_row=None) -> int:
@@ -209,17 +219,14 @@ class ImportEngine:
         self._reset()
         self.stage_table = TEMP_STAGE
         create_stage_table(self.cursor, TEMP_STAGE, temporary=True)
-        count = copy_parsed_rows(self.cursor, TEMP_STAGE, self.fmt.parse(table, options), on_row)
-        if count == 0:
-            # Upload refuses such files too; this covers inline text and a format or mapping
-            # chosen after the upload. Raised inside the caller's transaction: nothing stays.
-            raise EmptyFile("The file has a header but no data rows.")
-        self.cursor.execute(f"ANALYZE {TEMP_STAGE}")
+        # Upload refuses an empty file too; this covers inline text and a format or mapping
+        # chosen after the upload.
+        count = fill_stage_table(self.cursor, TEMP_STAGE, self.fmt.parse(table, options), on_row)
         self.result.source_rows = count
         return count
 
     def use_staged(self, stage_table: str, rows: int) -> None:
-        """Plan from rows the upload already parsed and analysed (see ``stage_upload``)."""
+        """Plan from rows the upload already parsed and analysed (``upload_create``)."""
         self._reset()
         self.stage_table = checked_stage_name(stage_table)
         self.result.source_rows = rows
