@@ -33,6 +33,19 @@ class RecordSource(models.TextChoices):
     MANUAL = "manual", "Manual"
 
 
+# Corrections win: a day an approver (adjustment) or an admin by hand (manual) set is kept;
+# later punches and imports are stored but never overwrite it. The one statement of the rule,
+# for the day rebuild and the import's SQL alike.
+CORRECTED_SOURCES = (RecordSource.ADJUSTMENT, RecordSource.MANUAL)
+# Statuses a file states as facts of the day (not derived from times); merge keeps them.
+STATED_STATUSES = (RecordStatus.LEAVE, RecordStatus.OFF)
+
+
+def sql_literals(values) -> str:
+    """Choice values as an SQL list (``'a', 'b'``), for constants of this module only."""
+    return ", ".join("'" + str(value).replace("'", "''") + "'" for value in values)
+
+
 class RequestState(models.TextChoices):
     PENDING = "pending", "Pending"
     APPROVED = "approved", "Approved"

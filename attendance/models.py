@@ -174,6 +174,16 @@ class AttendanceRecord(models.Model):
         return f"{self.employee_id} {self.work_date} {self.status}"
 
 
+# A day's value columns: everything but its identity (id, organisation, employee, date). The
+# import's plan, apply and rollback SQL, the items' pre-images (``prior_<column>``) and the
+# tests' snapshots are all built from this one list.
+RECORD_VALUE_COLUMNS = tuple(
+    field.column
+    for field in AttendanceRecord._meta.concrete_fields
+    if field.name not in ("id", "organisation", "employee", "work_date")
+)
+
+
 class AdjustmentRequest(models.Model):
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="adjustments")

@@ -17,7 +17,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from attendance import metrics, schedule
-from attendance.choices import PunchKind, PunchSource, RecordSource, RecordStatus, RequestState
+from attendance.choices import (
+    CORRECTED_SOURCES,
+    PunchKind,
+    PunchSource,
+    RecordSource,
+    RecordStatus,
+    RequestState,
+)
 from attendance.models import (
     AdjustmentRequest,
     ApiToken,
@@ -27,7 +34,7 @@ from attendance.models import (
     Punch,
 )
 from audit.services import audit_record
-from common import roles
+from common import db_errors, roles
 from common.exceptions import Forbidden, NotFound, RequestStateConflict, ValidationFailed, _camel
 from common.net import parse_network
 
@@ -79,15 +86,37 @@ def _work_date_for_punch(employee: Employee, kind: str, occurred_at: dt.datetime
     return local_date
 
 
-def attendance_record_rebuild(*, employee: Employee, work_date: dt.date) -> AttendanceRecord:
-    """Re-derive one day from its punches. A day an approver corrected (source adjustment or
-    manual) keeps the correction: later punches are stored but do not overwrite it."""
-    record = (
+def _day_for_update(employee: Employee, work_date: dt.date) -> AttendanceRecord | None:
+    return (
         AttendanceRecord.objects.select_for_update()
         .filter(employee=employee, work_date=work_date)
         .first()
     )
-    if record is not None and record.source in (RecordSource.ADJUSTMENT, RecordSource.MANUAL):
+
+
+def _insert_day(*, employee: Employee, work_date: dt.date, values: dict) -> AttendanceRecord | None:
+    """Insert a day, or None when another transaction (an import, a punch) inserted it first
+    and has committed by now: the caller then locks that row and decides again. (A lock on
+    a row that does not exist yet is no lock: both inserts meet at the unique index.)"""
+    try:
+        with transaction.atomic():
+            return AttendanceRecord.objects.create(
+                organisation_id=employee.organisation_id,
+                employee=employee,
+                work_date=work_date,
+                **values,
+            )
+    except IntegrityError as exc:
+        if db_errors.constraint_name_of(exc) != "record_employee_day":
+            raise
+        return None
+
+
+def attendance_record_rebuild(*, employee: Employee, work_date: dt.date) -> AttendanceRecord:
+    """Re-derive one day from its punches. A day an approver corrected (source adjustment or
+    manual) keeps the correction: later punches are stored but do not overwrite it."""
+    record = _day_for_update(employee, work_date)
+    if record is not None and record.source in CORRECTED_SOURCES:
         return record
     punches = list(
         Punch.objects.filter(employee=employee, work_date=work_date).values_list(
@@ -97,12 +126,12 @@ def attendance_record_rebuild(*, employee: Employee, work_date: dt.date) -> Atte
     result = schedule.judge_day(employee.organisation, work_date, punches)
     values = {**result.record_fields(), "source": RecordSource.PUNCH, "batch": None}
     if record is None:
-        return AttendanceRecord.objects.create(
-            organisation_id=employee.organisation_id,
-            employee=employee,
-            work_date=work_date,
-            **values,
-        )
+        created = _insert_day(employee=employee, work_date=work_date, values=values)
+        if created is not None:
+            return created
+        record = _day_for_update(employee, work_date)
+        if record.source in CORRECTED_SOURCES:
+            return record
     for field, value in values.items():
         setattr(record, field, value)
     record.save(update_fields=[*values.keys(), "updated_at"])
@@ -128,8 +157,10 @@ def punch_create(
     source_key = f"{source}:{employee.pk}:{key_part}"
     # Serialise one employee's punches so night-shift attribution sees the previous punch,
     # and so two concurrent resends of one client_id find each other instead of one of them
-    # failing on the unique source key.
-    Employee.objects.select_for_update().filter(pk=employee.pk).first()
+    # failing on the unique source key. NO KEY UPDATE: a running import's foreign-key checks
+    # take KEY SHARE on the same employee at their COMMIT; FOR UPDATE would block them while
+    # this punch waits for a day the import holds, and PostgreSQL would kill one of the two.
+    Employee.objects.select_for_update(no_key=True).filter(pk=employee.pk).first()
     existing = Punch.objects.filter(
         organisation_id=employee.organisation_id, source_key=source_key
     ).first()
@@ -226,7 +257,13 @@ def adjustment_request_create(
                 created_by=actor,
             )
     except IntegrityError as exc:
-        raise RequestStateConflict("A pending request for this day already exists.") from exc
+        # A registered constraint (one_pending_request_per_day: REQUEST_STATE_CONFLICT) is
+        # the client's conflict; any other violation is a bug and surfaces as one
+        # (INTERNAL_ERROR), not as "a pending request exists".
+        error = db_errors.constraint_error(exc)
+        if error is None:
+            raise
+        raise error from exc
     audit_record(
         actor=actor,
         action="attendance.request.created",
@@ -270,27 +307,13 @@ def _lock_request(request_id: int, organisation_id: int) -> AdjustmentRequest:
     return request
 
 
-@transaction.atomic
-def adjustment_request_approve(
-    *, actor, request: AdjustmentRequest, comment: str = ""
-) -> AdjustmentRequest:
-    request = _lock_request(request.pk, request.organisation_id)
-    if not can_decide(actor, request):
-        raise Forbidden("Only the employee's approver or an admin can decide this request.")
-    if request.state != RequestState.PENDING:
-        raise RequestStateConflict(f"The request is {request.state}, not pending.")
-
-    record = (
-        AttendanceRecord.objects.select_for_update()
-        .filter(employee=request.employee, work_date=request.work_date)
-        .first()
-    )
-    before = _record_snapshot(record)
+def _corrected_values(request: AdjustmentRequest, record: AttendanceRecord | None) -> dict:
+    """The day as the approved request makes it: the asked times over the day's own."""
     first_in = request.requested_first_in or (record.first_in if record else None)
     last_out = request.requested_last_out or (record.last_out if record else None)
     if first_in and last_out and last_out < first_in:
         raise RequestStateConflict("The corrected times would end before they start.")
-    values = {
+    return {
         "first_in": first_in,
         "last_out": last_out,
         "work_minutes": schedule.whole_minutes(last_out - first_in) if first_in and last_out else 0,
@@ -301,17 +324,33 @@ def adjustment_request_approve(
         "batch": None,
         "note": f"Correction #{request.pk} approved",
     }
+
+
+@transaction.atomic
+def adjustment_request_approve(
+    *, actor, request: AdjustmentRequest, comment: str = ""
+) -> AdjustmentRequest:
+    request = _lock_request(request.pk, request.organisation_id)
+    if not can_decide(actor, request):
+        raise Forbidden("Only the employee's approver or an admin can decide this request.")
+    if request.state != RequestState.PENDING:
+        raise RequestStateConflict(f"The request is {request.state}, not pending.")
+
+    record = _day_for_update(request.employee, request.work_date)
+    created = None
     if record is None:
-        record = AttendanceRecord.objects.create(
-            organisation_id=request.organisation_id,
-            employee=request.employee,
-            work_date=request.work_date,
-            **values,
-        )
-    else:
+        values = _corrected_values(request, None)
+        created = _insert_day(employee=request.employee, work_date=request.work_date, values=values)
+        if created is None:  # an import wrote the day meanwhile: correct that one instead
+            record = _day_for_update(request.employee, request.work_date)
+    before = _record_snapshot(record)
+    if created is None:
+        values = _corrected_values(request, record)
         for field, value in values.items():
             setattr(record, field, value)
         record.save(update_fields=[*values.keys(), "updated_at"])
+    else:
+        record = created
 
     request.state = RequestState.APPROVED
     request.decided_by = actor

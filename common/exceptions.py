@@ -6,11 +6,13 @@ import logging
 import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError, OperationalError, ProgrammingError
+from django.db import Error as DjangoDatabaseError
 from django.http import Http404
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
+
+from common import context as request_context
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,37 @@ class RateLimited(ApplicationError):
         super().__init__(message, details={"retryAfterMs": int(self.retry_after_seconds * 1000)})
 
 
+class Busy(ApplicationError):
+    """The database could not do this now: a lock was not had in time, a deadlock or a
+    serialisation failure. Nothing was changed, and the same request later will most
+    likely succeed, so the client is told when to retry."""
+
+    code = "BUSY"
+    status_code = 409
+    default_message = "Another change to the same data was in progress; retry."
+    # Long enough for the transaction that won to commit; short enough that a person
+    # retrying by hand does not notice.
+    default_retry_after_seconds = 1
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after_seconds: float | None = None,
+        reason: str | None = None,
+        details: dict | None = None,
+    ):
+        if retry_after_seconds is None:
+            retry_after_seconds = self.default_retry_after_seconds
+        # Retry-After takes whole seconds; rounding down could tell a client "0".
+        self.retry_after_seconds = max(1, math.ceil(retry_after_seconds))
+        self.reason = reason
+        details = {**(details or {}), "retryAfterMs": self.retry_after_seconds * 1000}
+        if reason:
+            details["reason"] = reason
+        super().__init__(message, details=details)
+
+
 class DatabaseNotReady(ApplicationError):
     code = "DB_NOT_READY"
     status_code = 503
@@ -84,6 +117,14 @@ class RequestStateConflict(ApplicationError):
     code = "REQUEST_STATE_CONFLICT"
     status_code = 409
     default_message = "The request is not in a state that allows this."
+
+
+class InternalError(ApplicationError):
+    """What the client sees of a bug: no detail of it, ever (the log has those)."""
+
+    code = "INTERNAL_ERROR"
+    status_code = 500
+    default_message = "An internal error occurred."
 
 
 def _as_list(value) -> list[str]:
@@ -148,30 +189,63 @@ def as_application_error(exc: Exception) -> ApplicationError | None:
         error = ApplicationError(str(exc.detail))
         error.code, error.status_code = "NOT_ACCEPTABLE", 406
         return error
-    if isinstance(exc, OperationalError | InterfaceError):
-        return DatabaseNotReady()
-    if isinstance(exc, ProgrammingError) and "does not exist" in str(exc):
-        return DatabaseNotReady("The database schema is not migrated.")
-    return None
+    # Imported here: db_errors builds its answers from the classes of this module.
+    from common import db_errors
+
+    return db_errors.classify(exc)
 
 
 def render_application_error(error: ApplicationError) -> Response:
     response = Response(
         error_body(error.code, error.message, error.details), status=error.status_code
     )
-    if isinstance(error, RateLimited):
-        response["Retry-After"] = str(error.retry_after_seconds)
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return response
+
+
+def _request_id(request) -> str:
+    return request_context.current().request_id or getattr(request, "request_id", "") or "-"
 
 
 def envelope_exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every failure under /api/ leaves in the error envelope."""
     error = as_application_error(exc)
-    if error is None:
-        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
-        error = ApplicationError("An internal error occurred.")
-        error.code, error.status_code = "INTERNAL_ERROR", 500
+    request = context.get("request")
+    unhandled = error is None
+    if unhandled:
+        # The request id goes on the record itself, not only through the console handler's
+        # filter, so any handler (error tracker, test capture) can tie the trace to the
+        # answer the client got.
+        logger.error(
+            "Unhandled error in %s %s %r",
+            context.get("view").__class__.__name__,
+            getattr(request, "method", "-"),
+            getattr(request, "path", "-"),
+            exc_info=exc,
+            extra={"request_id": _request_id(request)},
+        )
+        error = InternalError()
+    elif isinstance(exc, DjangoDatabaseError):
+        from common import db_errors
+
+        # One line: the server's DETAIL and HINT (other processes' ids, queries) are noise
+        # at the rate lock timeouts can come.
+        summary = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        logger.warning(
+            "Database error answered as %s (SQLSTATE %s): %s",
+            error.code,
+            db_errors.sqlstate_of(exc),
+            summary,
+            extra={"request_id": _request_id(request)},
+        )
     response = render_application_error(error)
+    if unhandled:
+        # Logged above with the trace and the request id. Django would log the 500 again
+        # after the middleware chain, where the request id is no longer bound: a second,
+        # anonymous line for the same failure. Django's own flag for "already logged".
+        response._has_been_logged = True
     auth_header = getattr(exc, "auth_header", None)
     if error.status_code == 401:
         response["WWW-Authenticate"] = auth_header or 'Bearer realm="api"'

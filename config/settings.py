@@ -123,10 +123,16 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
 # Local buffers for temporary tables, set at connection start (PostgreSQL refuses it once a
 # session has used one). Only a session that imports fills them: an import's plan tables of
 # half a million rows then stay in memory instead of the default 8 MB spilling to files.
+# lock_timeout for every connection: a web request that meets a lock held by a long import
+# waits this long at most, then answers BUSY with Retry-After (common/locking.py). Workers
+# lift it for the jobs whose waits are their queue.
+DB_LOCK_TIMEOUT = env.str("DB_LOCK_TIMEOUT", default="3s")
 DATABASES["default"]["OPTIONS"]["options"] = (
     DATABASES["default"]["OPTIONS"].get("options", "")
     + " -c temp_buffers="
     + env.str("DB_TEMP_BUFFERS", default="128MB")
+    + " -c lock_timeout="
+    + DB_LOCK_TIMEOUT
 ).strip()
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Attendance runs on PostgreSQL only (DATABASE_URL=postgres://…)")
@@ -272,6 +278,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.ensure_audit_partitions",
         "schedule": 6 * 60 * 60,
     },
+    "imports-reap-jobs": {
+        "task": "imports.tasks.reap_import_jobs",
+        "schedule": env.float("IMPORT_JOB_REAP_SECONDS", default=30),
+    },
     "imports-purge-expired-uploads": {
         "task": "imports.tasks.purge_expired_uploads",
         "schedule": 60 * 60,
@@ -300,6 +310,14 @@ IMPORT_CHUNK_PAUSE_SECONDS = env.float("IMPORT_CHUNK_PAUSE_SECONDS", default=0.0
 IMPORT_WORK_MEM = env.str("IMPORT_WORK_MEM", default="64MB")
 IMPORT_PREVIEW_LIMIT_MAX = env.int("IMPORT_PREVIEW_LIMIT_MAX", default=1000)
 IMPORT_ERRORS_LIMIT = env.int("IMPORT_ERRORS_LIMIT", default=1000)
+# Jobs: each start counts an attempt; a running job beats every HEARTBEAT seconds, and one
+# whose heartbeat is older than STALE (and whose lock is free) lost its worker: the reaper
+# queues it again, or fails it after MAX_ATTEMPTS starts. A queued job untouched for
+# QUEUED_STALE seconds lost its message and is queued again (a duplicate is a no-op).
+IMPORT_JOB_MAX_ATTEMPTS = env.int("IMPORT_JOB_MAX_ATTEMPTS", default=3)
+IMPORT_JOB_HEARTBEAT_SECONDS = env.float("IMPORT_JOB_HEARTBEAT_SECONDS", default=10)
+IMPORT_JOB_STALE_SECONDS = env.float("IMPORT_JOB_STALE_SECONDS", default=60)
+IMPORT_JOB_QUEUED_STALE_SECONDS = env.float("IMPORT_JOB_QUEUED_STALE_SECONDS", default=300)
 # The Celery queue import jobs go to (a dedicated worker pool can serve it).
 IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default="celery")
 # An XLSX whose parts would inflate to more than this is refused before openpyxl opens it.

@@ -11,6 +11,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class ImportMode(models.TextChoices):
@@ -163,7 +164,16 @@ class ImportItem(models.Model):
 
     class Meta:
         ordering = ["batch", "row"]
-        indexes = [models.Index(fields=["batch", "row"], name="item_batch_row")]
+        indexes = [
+            models.Index(fields=["batch", "row"], name="item_batch_row"),
+            # Which later batches replaced a batch's days (the batch page disables rollback
+            # and names them). Only updated rows have a prior batch: little write cost.
+            models.Index(
+                fields=["prior_batch_id"],
+                name="item_prior_batch",
+                condition=Q(prior_batch_id__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Row {self.row}: {self.action}"
@@ -201,6 +211,8 @@ class ImportJob(models.Model):
     processed = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Last sign of life: written by the running job's pulse, and when it is queued (again).
+    heartbeat_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

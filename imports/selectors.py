@@ -71,3 +71,18 @@ def job_get(*, organisation: Organisation, job_id) -> ImportJob:
     if job is None:
         raise NotFound("No such job in your organisation.")
     return job
+
+
+def rollback_blockers(*, batch: ImportBatch) -> list[ImportBatch]:
+    """Committed later batches that replaced days of this one (their items' pre-images name
+    it, found through a partial index): these must be rolled back first. Cheap enough for
+    the batch page; days changed by punches or corrections are found by the rollback."""
+    if batch.status != ImportBatch.Status.COMMITTED:
+        return []
+    return list(
+        ImportBatch.objects.filter(
+            organisation_id=batch.organisation_id,
+            status=ImportBatch.Status.COMMITTED,
+            pk__in=ImportItem.objects.filter(prior_batch_id=batch.pk).values("batch_id"),
+        ).order_by("-pk")
+    )

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from attendance.choices import PunchKind, PunchSource, RecordSource, RecordStatus
+from attendance.choices import (
+    CORRECTED_SOURCES,
+    STATED_STATUSES,
+    PunchKind,
+    PunchSource,
+    sql_literals,
+)
+from attendance.models import RECORD_VALUE_COLUMNS
 from attendance.schedule import judge_day
 from common.csv_export import neutralised_sql
 from imports.formats.base import (
@@ -49,9 +56,13 @@ STAT_KEYS = {
     "duplicate": "duplicate",
 }
 APPLIED_ACTIONS = ("inserted", "updated")
-KEPT_SOURCES = (RecordSource.ADJUSTMENT, RecordSource.MANUAL)
-# Statuses a file states as facts of the day (not derived from times); merge keeps them.
-STATED_STATUSES = (RecordStatus.LEAVE, RecordStatus.OFF)
+CHANGED_DURING_IMPORT = "CHANGED_DURING_IMPORT"
+# The plan's copy of each day as it was (the pre-image), and the test "still as planned".
+PRIOR_COLUMNS = tuple(f"prior_{column}" for column in RECORD_VALUE_COLUMNS)
+PRIOR_SELECT = ", ".join(
+    f"a.{column} AS {prior}"
+    for column, prior in zip(RECORD_VALUE_COLUMNS, PRIOR_COLUMNS, strict=True)
+)
 
 Progress = Callable[[int, int], None]
 # The stage table's columns, in COPY order: its DDL, the COPY column list and the binary
@@ -70,6 +81,80 @@ STAGE_SCHEMA = (
 )
 STAGE_TYPES = [pg_type for _column, pg_type in STAGE_SCHEMA]
 STAGE_COLUMNS = ", ".join(column for column, _pg_type in STAGE_SCHEMA)
+
+
+_RECORD_WRITE_COLUMNS = (
+    "first_in, last_out, work_minutes, late_minutes, early_leave_minutes, status, source,"
+    " batch_id, note, updated_at"
+)
+_STILL_AS_PLANNED = (
+    "("
+    + ", ".join(f"a.{column}" for column in RECORD_VALUE_COLUMNS)
+    + ") IS NOT DISTINCT FROM ("
+    + ", ".join(f"p.{prior}" for prior in PRIOR_COLUMNS)
+    + ")"
+)
+# One chunk of the plan, in one statement: new days are inserted only where no day exists by
+# then (ON CONFLICT DO NOTHING also waits for a punch inserting that day right now), known days
+# are updated only while every value is still the one the plan saw (a concurrent change makes
+# PostgreSQL re-check the condition on the new row), and the items record what was written.
+APPLY_CHUNK_SQL = f"""
+WITH inserted AS (
+    INSERT INTO attendance_attendancerecord
+        (organisation_id, employee_id, work_date, {_RECORD_WRITE_COLUMNS})
+    SELECT %(org)s, employee_id, work_date, first_in, last_out, work_minutes, late_minutes,
+           early_minutes, status, 'import', %(batch)s, '', %(now)s
+    FROM import_plan
+    WHERE action = 'inserted' AND row_no >= %(low)s AND row_no < %(high)s
+    ON CONFLICT (employee_id, work_date) DO NOTHING
+    RETURNING id, employee_id, work_date
+), updated AS (
+    UPDATE attendance_attendancerecord a SET
+        first_in = p.first_in, last_out = p.last_out, work_minutes = p.work_minutes,
+        late_minutes = p.late_minutes, early_leave_minutes = p.early_minutes,
+        status = p.status, source = 'import', batch_id = %(batch)s, note = '',
+        updated_at = %(now)s
+    FROM import_plan p
+    WHERE p.action = 'updated' AND p.row_no >= %(low)s AND p.row_no < %(high)s
+      AND a.id = p.record_id AND {_STILL_AS_PLANNED}
+    RETURNING a.id, a.employee_id, a.work_date
+), written AS (
+    SELECT * FROM inserted UNION ALL SELECT * FROM updated
+), items AS (
+    INSERT INTO imports_importitem
+        (batch_id, "row", action, code, "column", message, employee_ref, employee_id,
+         work_date, record_id, first_in, last_out, status, {", ".join(PRIOR_COLUMNS)})
+    SELECT %(batch)s, p.row_no,
+           CASE WHEN lost THEN 'skipped' ELSE p.action END,
+           CASE WHEN lost THEN '{CHANGED_DURING_IMPORT}' ELSE '' END, '',
+           CASE WHEN lost THEN 'The day ' || p.work_date::text || ' changed while the import'
+                || ' ran (a punch, a correction or an edit); the import left it as it was.'
+                ELSE '' END,
+           '', p.employee_id, p.work_date, coalesce(w.id, p.record_id), p.first_in, p.last_out,
+           p.status,
+           {
+    ", ".join(
+        f"CASE WHEN p.action = 'updated' AND NOT lost THEN p.{prior} END"
+        if prior not in ("prior_status", "prior_source", "prior_note")
+        else f"CASE WHEN p.action = 'updated' AND NOT lost THEN p.{prior} ELSE '' END"
+        for prior in PRIOR_COLUMNS
+    )
+}
+    FROM import_plan p
+    LEFT JOIN written w ON w.employee_id = p.employee_id AND w.work_date = p.work_date
+    CROSS JOIN LATERAL (
+        SELECT p.action IN ('inserted', 'updated') AND w.id IS NULL AS lost
+    ) outcome
+    WHERE p.row_no >= %(low)s AND p.row_no < %(high)s
+      AND p.action NOT IN ('invalid', 'duplicate', 'skipped')
+    RETURNING action, code
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated),
+       (SELECT count(*) FROM import_plan WHERE action = 'inserted'
+          AND row_no >= %(low)s AND row_no < %(high)s) - (SELECT count(*) FROM inserted),
+       (SELECT count(*) FROM import_plan WHERE action = 'updated'
+          AND row_no >= %(low)s AND row_no < %(high)s) - (SELECT count(*) FROM updated)
+"""  # noqa: S608 - constants of this module only
 
 
 TEMP_STAGE = "import_stage"
@@ -184,11 +269,17 @@ class Plan:
     stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_KEYS.values(), 0))
     created_employee_ids: list[int] = field(default_factory=list)
     day_rows: int = 0
+    # Days the apply left alone because they changed after the plan (counted in ``skip``).
+    changed_during_import: int = 0
 
 
 class ImportEngine:
     """One import run on a Django cursor. Call :meth:`stage`, then :meth:`plan`, then either
     read the preview or :meth:`apply`."""
+
+    # Called with the next chunk's first row after each applied chunk: the concurrency tests
+    # interleave other writers there with a barrier (a staticmethod set on the class).
+    after_chunk: Callable[[int], None] | None = None
 
     def __init__(self, cursor, *, organisation, fmt: ImportFormat, mode: str):
         self.cursor = cursor
@@ -301,15 +392,17 @@ class ImportEngine:
         if self.mode == ImportMode.MERGE:
             self._merge_with_existing()
         self._judge_undecided_days()
+        # The plan keeps the day as it saw it (``prior_*``): the apply writes a day only while
+        # it is still exactly that, and the pre-image a rollback restores is that same row.
         self._sql(
-            """
+            f"""
             CREATE TEMP TABLE import_plan ON COMMIT DROP AS
-            SELECT d.*, a.id AS record_id,
+            SELECT d.*, a.id AS record_id, {PRIOR_SELECT},
                 CASE
                     WHEN d.last_out < d.first_in THEN 'invalid'
                     WHEN d.occurrence > 1 THEN 'duplicate'
                     WHEN a.id IS NULL THEN 'inserted'
-                    WHEN a.source IN ('adjustment', 'manual') THEN 'skipped'
+                    WHEN a.source IN ({sql_literals(CORRECTED_SOURCES)}) THEN 'skipped'
                     WHEN (a.first_in, a.last_out, a.work_minutes, a.late_minutes,
                           a.early_leave_minutes, a.status)
                          IS NOT DISTINCT FROM
@@ -324,7 +417,7 @@ class ImportEngine:
             ) d
             LEFT JOIN attendance_attendancerecord a
                    ON a.employee_id = d.employee_id AND a.work_date = d.work_date
-            """
+            """  # noqa: S608 - constants of this module only
         )
         self._sql("CREATE INDEX ON import_plan (row_no)")
         self._sql("ANALYZE import_plan")
@@ -464,15 +557,15 @@ class ImportEngine:
         """Merge mode: earliest in and latest out of the file and the day as it is; the
         schedule re-judges the merged times unless the file states leave or a day off."""
         self._sql(
-            """
+            f"""
             UPDATE import_days d
             SET first_in = LEAST(d.first_in, a.first_in),
                 last_out = GREATEST(d.last_out, a.last_out),
-                status = CASE WHEN d.status IN ('leave', 'off') THEN d.status END
+                status = CASE WHEN d.status IN ({sql_literals(STATED_STATUSES)}) THEN d.status END
             FROM attendance_attendancerecord a
             WHERE a.employee_id = d.employee_id AND a.work_date = d.work_date
-              AND a.source NOT IN ('adjustment', 'manual')
-            """
+              AND a.source NOT IN ({sql_literals(CORRECTED_SOURCES)})
+            """  # noqa: S608 - constants of this module only
         )
 
     def _judge_undecided_days(self) -> None:
@@ -622,71 +715,40 @@ class ImportEngine:
     # --- apply -------------------------------------------------------------------------
 
     def apply(self, *, batch_id: int, applied_at: dt.datetime, progress: Progress | None) -> None:
-        """Write the plan: per chunk of source rows, first the items with the records'
-        pre-images (locked, so nothing changes between reading and writing them), then the
-        records. Skips, errors and duplicates become items too, for the batch report."""
+        """Write the plan, one chunk of source rows per statement: the days, each only while
+        it is still what the plan saw, and the items saying what each row did (with the
+        pre-image of every day it replaced). Skips, errors and duplicates become items too.
+
+        The plan was read from a snapshot; people keep punching and approving while the
+        import runs. A day that appeared or changed since is left as it is and its row becomes
+        a skipped item with ``CHANGED_DURING_IMPORT``: it is never overwritten, and never
+        recorded as inserted or updated, so rollback cannot undo what the batch did not do.
+        """
         params = {"org": self.organisation.pk, "batch": batch_id, "now": applied_at}
         self.cursor.execute("SELECT coalesce(max(row_no), 0) FROM import_plan")
         last_row = self.cursor.fetchone()[0]
         chunk = max(1, settings.IMPORT_CHUNK_ROWS)
         total = self.result.day_rows
-        done = 0
+        done = changed_inserts = changed_updates = 0
         start = 0
         while start <= last_row:
-            bounds = {**params, "low": start, "high": start + chunk}
-            self._sql(
-                """
-                WITH prior AS (
-                    SELECT a.* FROM attendance_attendancerecord a
-                    JOIN import_plan p ON a.id = p.record_id
-                    WHERE p.action = 'updated' AND p.row_no >= %(low)s AND p.row_no < %(high)s
-                    FOR UPDATE OF a
-                )
-                INSERT INTO imports_importitem
-                    (batch_id, "row", action, code, "column", message, employee_ref,
-                     employee_id, work_date, record_id, first_in, last_out, status,
-                     prior_first_in, prior_last_out, prior_work_minutes, prior_late_minutes,
-                     prior_early_leave_minutes, prior_status, prior_source, prior_batch_id,
-                     prior_note, prior_updated_at)
-                SELECT %(batch)s, p.row_no, p.action, '', '', '', '', p.employee_id,
-                       p.work_date, p.record_id, p.first_in, p.last_out, p.status,
-                       o.first_in, o.last_out, o.work_minutes, o.late_minutes,
-                       o.early_leave_minutes, coalesce(o.status, ''), coalesce(o.source, ''),
-                       o.batch_id, coalesce(o.note, ''), o.updated_at
-                FROM import_plan p LEFT JOIN prior o ON o.id = p.record_id
-                WHERE p.row_no >= %(low)s AND p.row_no < %(high)s
-                  AND p.action NOT IN ('invalid', 'duplicate', 'skipped')
-                """,
-                bounds,
-            )
-            self._sql(
-                """
-                INSERT INTO attendance_attendancerecord
-                    (organisation_id, employee_id, work_date, first_in, last_out, work_minutes,
-                     late_minutes, early_leave_minutes, status, source, batch_id, note,
-                     updated_at)
-                SELECT %(org)s, employee_id, work_date, first_in, last_out, work_minutes,
-                       late_minutes, early_minutes, status, 'import', %(batch)s, '', %(now)s
-                FROM import_plan
-                WHERE action IN ('inserted', 'updated')
-                  AND row_no >= %(low)s AND row_no < %(high)s
-                ON CONFLICT (employee_id, work_date) DO UPDATE SET
-                    first_in = EXCLUDED.first_in, last_out = EXCLUDED.last_out,
-                    work_minutes = EXCLUDED.work_minutes, late_minutes = EXCLUDED.late_minutes,
-                    early_leave_minutes = EXCLUDED.early_leave_minutes,
-                    status = EXCLUDED.status, source = EXCLUDED.source,
-                    batch_id = EXCLUDED.batch_id, note = EXCLUDED.note,
-                    updated_at = EXCLUDED.updated_at
-                """,
-                bounds,
-            )
-            done += self.cursor.rowcount if self.cursor.rowcount > 0 else 0
+            self.cursor.execute(APPLY_CHUNK_SQL, {**params, "low": start, "high": start + chunk})
+            inserted, updated, lost_inserts, lost_updates = self.cursor.fetchone()
+            done += inserted + updated
+            changed_inserts += lost_inserts
+            changed_updates += lost_updates
             start += chunk
             if progress is not None:
                 progress(min(done, total), total)
-            pause = settings.IMPORT_CHUNK_PAUSE_SECONDS
-            if pause:
-                time.sleep(pause)
+            if settings.IMPORT_CHUNK_PAUSE_SECONDS:
+                time.sleep(settings.IMPORT_CHUNK_PAUSE_SECONDS)
+            if self.after_chunk is not None:
+                self.after_chunk(start)
+        stats = self.result.stats
+        stats["insert"] -= changed_inserts
+        stats["update"] -= changed_updates
+        stats["skip"] += changed_inserts + changed_updates
+        self.result.changed_during_import = changed_inserts + changed_updates
         self._sql(
             f"""
             INSERT INTO imports_importitem
@@ -722,3 +784,111 @@ class ImportEngine:
             """,
             {**params, "source": source},
         )
+
+
+# --- rollback: the apply undone, next to the apply ---------------------------------------
+# Every join goes from the batch's items to their records by primary key (``record_id``,
+# which the apply writes for inserted days too): the items index gives the batch's rows, and
+# each finds its day with one unique lookup, whatever the planner believes about the batch.
+# Joining on the records' batch column instead went quadratic on a database that had lived a
+# while (stale statistics: one row expected for the new batch, a nested loop over all of it).
+_BATCH_DAYS = """
+    FROM imports_importitem i
+    JOIN attendance_attendancerecord a ON a.id = i.record_id
+    WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
+"""
+_STILL_THE_BATCHS = "a.batch_id = %(batch)s AND a.updated_at = %(applied_at)s"
+
+
+@dataclass
+class RollbackCount:
+    """What a rollback found before writing: days it may undo, and days others changed."""
+
+    inserted: int
+    updated: int
+    conflicts: int
+
+
+def rollback_survey(cursor, *, batch_id: int, applied_at: dt.datetime) -> RollbackCount:
+    """One pass over the batch's days: how many are still as the batch wrote them."""
+    cursor.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE mine AND action = 'inserted'),
+               count(*) FILTER (WHERE mine AND action = 'updated'),
+               count(*) FILTER (WHERE NOT mine)
+        FROM (SELECT i.action, coalesce({_STILL_THE_BATCHS}, false) AS mine {_BATCH_DAYS}) days
+        """,  # noqa: S608 - constants of this module only
+        {"batch": batch_id, "applied_at": applied_at},
+    )
+    return RollbackCount(*cursor.fetchone())
+
+
+def rollback_conflicts(cursor, *, batch_id: int, applied_at: dt.datetime, limit: int = 20):
+    """The first days a later write changed: (work date, employee number, source, batch)."""
+    cursor.execute(
+        f"""
+        SELECT i.work_date, e.employee_no, a.source, a.batch_id
+        FROM imports_importitem i
+        JOIN attendance_attendancerecord a ON a.id = i.record_id
+        JOIN attendance_employee e ON e.id = a.employee_id
+        WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
+          AND NOT coalesce({_STILL_THE_BATCHS}, false)
+        ORDER BY i.row LIMIT %(limit)s
+        """,  # noqa: S608 - constants of this module only
+        {"batch": batch_id, "applied_at": applied_at, "limit": limit},
+    )
+    return cursor.fetchall()
+
+
+def rollback_delete_inserted(cursor, *, batch_id: int, applied_at: dt.datetime) -> int:
+    cursor.execute(
+        f"""
+        DELETE FROM attendance_attendancerecord a USING imports_importitem i
+        WHERE i.batch_id = %(batch)s AND i.action = 'inserted' AND a.id = i.record_id
+          AND {_STILL_THE_BATCHS}
+        """,  # noqa: S608 - constants of this module only
+        {"batch": batch_id, "applied_at": applied_at},
+    )
+    return cursor.rowcount
+
+
+def rollback_restore_updated(cursor, *, batch_id: int, applied_at: dt.datetime) -> int:
+    """Every value column back to its pre-image, ``updated_at`` included."""
+    assignments = ", ".join(
+        f"{column} = i.{prior}"
+        for column, prior in zip(RECORD_VALUE_COLUMNS, PRIOR_COLUMNS, strict=True)
+    )
+    cursor.execute(
+        f"""
+        UPDATE attendance_attendancerecord a SET {assignments}
+        FROM imports_importitem i
+        WHERE i.batch_id = %(batch)s AND i.action = 'updated' AND a.id = i.record_id
+          AND {_STILL_THE_BATCHS}
+        """,  # noqa: S608 - constants of this module only
+        {"batch": batch_id, "applied_at": applied_at},
+    )
+    return cursor.rowcount
+
+
+def rollback_delete_punches(cursor, *, batch_id: int) -> int:
+    cursor.execute("DELETE FROM attendance_punch WHERE batch_id = %s", [batch_id])
+    return cursor.rowcount
+
+
+def rollback_delete_created_employees(cursor, *, employee_ids: list[int]) -> int:
+    """The employees the batch created, unless something else refers to them by now."""
+    if not employee_ids:
+        return 0
+    cursor.execute(
+        """
+        DELETE FROM attendance_employee e
+        WHERE e.id = ANY(%(ids)s) AND e.user_id IS NULL
+          AND NOT EXISTS (SELECT 1 FROM attendance_attendancerecord a WHERE a.employee_id = e.id)
+          AND NOT EXISTS (SELECT 1 FROM attendance_punch p WHERE p.employee_id = e.id)
+          AND NOT EXISTS (SELECT 1 FROM attendance_adjustmentrequest r
+                          WHERE r.employee_id = e.id)
+          AND NOT EXISTS (SELECT 1 FROM attendance_employee x WHERE x.approver_id = e.id)
+        """,
+        {"ids": employee_ids},
+    )
+    return cursor.rowcount

@@ -11,7 +11,9 @@ from imports import services
     bind=True,
     acks_late=True,
     # A worker that dies mid-commit (SIGKILL, OOM) hands the task back instead of losing
-    # it; the commit's transaction died with it, so the retry starts from a clean slate.
+    # it where the broker can (Redis); the commit's transaction died with it, so the retry
+    # starts from a clean slate. Where the broker cannot (the filesystem transport drops a
+    # message once taken), the job's heartbeat goes stale and the reaper queues it again.
     reject_on_worker_lost=True,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
@@ -22,12 +24,18 @@ def run_import_job(self, job_id: str) -> str:
         job = services.import_job_run(job_id=job_id)
     except (OperationalError, InterfaceError):
         if self.request.retries >= self.max_retries:
+            # May fail too while the database is away: the reaper then finds the job.
             services.import_job_fail(job_id=job_id, message="The database kept failing.")
         raise
     except Exception:
         services.import_job_fail(job_id=job_id, message="The job failed unexpectedly.")
         raise
     return job.status
+
+
+@shared_task(name="imports.tasks.reap_import_jobs")
+def reap_import_jobs() -> dict:
+    return services.import_jobs_reap()
 
 
 @shared_task(name="imports.tasks.purge_expired_uploads")

@@ -639,7 +639,7 @@ def test_settings_update_persists_and_audits(people):
     }
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_resends_of_one_client_id_make_one_punch(organisation, make_person):
     """The second request waits for the first instead of failing on the unique source key."""
     employee = make_person(organisation, "employee")

@@ -8,7 +8,7 @@ import types
 import django_ratelimit.core
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import OperationalError, ProgrammingError
+from django.db import OperationalError, connection, transaction
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -276,16 +276,21 @@ def test_request_state_conflict(people):
 # --- DB_NOT_READY and INTERNAL_ERROR ----------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "exc",
-    [
-        OperationalError("connection refused"),
-        ProgrammingError('relation "attendance_attendancerecord" does not exist'),
-    ],
-)
-def test_database_not_ready(people, monkeypatch, exc):
+def _refused():
+    # Client-side, as psycopg reports a refused connection: no SQLSTATE.
+    raise OperationalError("connection refused")
+
+
+def _not_migrated():
+    # A real undefined table (42P01): the mapping reads the SQLSTATE, not the message.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM attendance_not_migrated_yet")
+
+
+@pytest.mark.parametrize("fail", [_refused, _not_migrated], ids=["refused", "not_migrated"])
+def test_database_not_ready(people, monkeypatch, fail):
     def unavailable(**kwargs):
-        raise exc
+        fail()
 
     monkeypatch.setattr(selectors, "record_list", unavailable)
     response = client_for(people["employee"]).get("/api/attendance/records")

@@ -219,7 +219,9 @@ def test_commit_async_replays_a_key_first_used_by_a_sync_commit(client, settings
     assert _written(settings) == before
 
 
-def test_commit_async_with_a_key_whose_job_is_queued_is_in_progress(client, settings, staff):
+def test_a_key_whose_job_is_queued_gives_that_job_again_or_is_in_progress_for_a_sync_commit(
+    client, settings, staff
+):
     uploaded = upload(client, (HEADER + "B1,B1,2026-05-04,09:00,18:00,normal\n").encode())
     body = {"fileId": uploaded["fileId"], "idempotencyKey": "k2"}
     queued = data(
@@ -231,12 +233,21 @@ def test_commit_async_with_a_key_whose_job_is_queued_is_in_progress(client, sett
     job_id = queued["job"]["id"]
     assert queued["job"]["status"] == "queued" and queued["idempotent"] is False
     before = _written(settings)
-    for endpoint in ("commit-async", "commit"):
-        response = client.post(
-            f"{IMPORT_API}/{endpoint}", {**body, "commitToken": prepare(client)}, format="json"
-        )
-        assert error(response, 409, "IMPORT_IN_PROGRESS")["details"] == {"jobId": job_id}
+    # commit-async asked again: the job it made (idempotent), nothing new queued.
+    again = data(
+        client.post(
+            f"{IMPORT_API}/commit-async", {**body, "commitToken": prepare(client)}, format="json"
+        ),
+        202,
+    )
+    assert (again["job"]["id"], again["idempotent"]) == (job_id, True)
+    # A synchronous commit has no answer to give until the job ends.
+    response = client.post(
+        f"{IMPORT_API}/commit", {**body, "commitToken": prepare(client)}, format="json"
+    )
+    assert error(response, 409, "IMPORT_IN_PROGRESS")["details"] == {"jobId": job_id}
     assert _written(settings) == before
+    assert ImportJob.objects.count() == 1
 
     # The worker's body runs the job; the same key then replays it on both endpoints.
     job = services.import_job_run(job_id=job_id)
@@ -247,7 +258,7 @@ def test_commit_async_with_a_key_whose_job_is_queued_is_in_progress(client, sett
     sync_replay = data(client.post(f"{IMPORT_API}/commit", body, format="json"))
     assert sync_replay["idempotent"] is True
     assert sync_replay["batchId"] == job.batch_id
-    assert sync_replay["elapsedMs"] >= 0
+    assert sync_replay["elapsedMs"] == job.result["elapsedMs"] > 0
     assert ImportBatch.objects.count() == 1
 
 

@@ -13,6 +13,7 @@ from django.db import connection, connections
 from attendance import services as attendance_services
 from attendance.models import AttendanceRecord, Employee
 from audit.models import AuditEvent
+from common.locking import LockSpace, lock_key
 from imports.models import CommitToken, ImportBatch, ImportItem
 from tests.imports.conftest import IMPORT_API, commit, day_record, prepare, preview, record_snapshot
 from tests.support import data, error
@@ -197,13 +198,14 @@ def test_idempotency_key_replays_refuses_other_input_and_needs_no_new_token(
 def test_same_key_while_the_first_commit_runs_is_import_in_progress(organisation, staff, client):
     """The first request holds the key's lock inside its transaction (a second connection
     stands in for it); the second is told at once instead of waiting."""
-    from imports.services import _lock_key
-
     holder = connections.create_connection("default")
     try:
         with holder.cursor() as cursor:
             cursor.execute("BEGIN")
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(organisation, "k-1")])
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                lock_key(LockSpace.IMPORT_KEY, organisation.pk, "k-1"),
+            )
             response = client.post(
                 f"{IMPORT_API}/commit",
                 {

@@ -174,9 +174,23 @@ def test_a_rollback_job_over_a_day_written_later_fails_and_changes_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_progress_is_written_at_most_once_per_interval_on_its_own_connection(organisation):
-    job = ImportJob.objects.create(organisation=organisation, kind=ImportJob.Kind.COMMIT)
-    writer = services.ProgressWriter(job.pk, interval=0.5)
+@pytest.mark.django_db(transaction=True)
+def test_the_pulse_writes_progress_at_most_once_per_interval_on_its_own_connection(
+    organisation, monkeypatch
+):
+    job = ImportJob.objects.create(
+        organisation=organisation, kind=ImportJob.Kind.COMMIT, status=ImportJob.Status.RUNNING
+    )
+    writes = []
+    execute = services.JobPulse._execute
+
+    def counted(self, sql, params):
+        writes.append(params)
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(services.JobPulse, "_execute", counted)
+    pulse = services.JobPulse(job.pk, interval=0.5)
+    pulse.start()
 
     def stored() -> tuple[int, int]:
         job.refresh_from_db()
@@ -184,22 +198,27 @@ def test_progress_is_written_at_most_once_per_interval_on_its_own_connection(org
 
     try:
         with transaction.atomic():
-            for processed in range(1, 201):
-                writer(processed, 1000)
-            # Its own connection has committed: the write survives this transaction's end.
+            for processed in range(1, 20001):
+                pulse(processed, 30000)
+            # Its own connection commits: progress is visible while the job's transaction
+            # is still open, and survives its rollback.
+            deadline = time.monotonic() + 5
+            while stored() != (20000, 30000) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert stored() == (20000, 30000)
             transaction.set_rollback(True)
-        assert stored() == (1, 1000)
-
-        writer(300, 1000, force=True)
-        assert stored() == (300, 1000)
-        writer(310, 1000)  # within the interval after the forced write
-        assert stored() == (300, 1000)
-
-        time.sleep(0.6)
-        writer(400, 1000)
-        assert stored() == (400, 1000)
+        assert stored() == (20000, 30000)
+        # Twenty thousand reports, a write or two: coalesced, at most one per interval.
+        assert 1 <= len(writes) <= 2
+        pulse(25000, 30000, force=True)
+        deadline = time.monotonic() + 5
+        while stored() != (25000, 30000) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stored() == (25000, 30000)
     finally:
-        writer.close()
+        pulse.stop()
+    job.refresh_from_db()
+    assert job.heartbeat_at is not None
 
 
 # --- 3. the batch export --------------------------------------------------------------------

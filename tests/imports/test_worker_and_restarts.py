@@ -26,6 +26,7 @@ from audit.models import AuditEvent
 from config.celery import app as celery_app
 from imports import services
 from imports.models import ImportBatch, ImportItem, ImportJob
+from imports.services import jobs as jobs_service
 from imports.tasks import run_import_job
 from tests.support import PYTHON, ROOT, child_env, start_celery_worker
 
@@ -83,7 +84,7 @@ def test_a_worker_killed_mid_commit_is_replaced_and_the_job_completes_exactly_on
         with celery_app.connection_for_write(BROKER_URL) as broker:
             run_import_job.apply_async(args=[str(job.pk)], queue=queue, connection=broker)
 
-    monkeypatch.setattr(services, "_enqueue", publish_to_redis)
+    monkeypatch.setattr(jobs_service, "enqueue_job", publish_to_redis)
     upload = services.upload_create(
         actor=people["importer"].user,
         organisation=organisation,
