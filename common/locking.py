@@ -29,9 +29,8 @@ import hashlib
 
 from django.db import OperationalError, connection
 
+from common.db_errors import LOCK_NOT_AVAILABLE, sqlstate_of
 from common.exceptions import Busy
-
-LOCK_NOT_AVAILABLE = "55P03"
 
 
 class LockSpace(enum.IntEnum):
@@ -64,8 +63,8 @@ def xact_lock(space: LockSpace, *parts, busy_message: str | None = None) -> None
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_key(space, *parts))
     except OperationalError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-            raise Busy(busy_message) from exc
+        if sqlstate_of(exc) == LOCK_NOT_AVAILABLE:
+            raise Busy(busy_message, reason="lock_timeout", retry_after_seconds=2) from exc
         raise
 
 

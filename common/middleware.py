@@ -4,11 +4,11 @@ import logging
 import re
 import uuid
 
-from django.db import InterfaceError, OperationalError, ProgrammingError
+from django.db import Error as DjangoDatabaseError
 from django.http import HttpResponse, JsonResponse
 
-from common import context
-from common.exceptions import DatabaseNotReady, error_body
+from common import context, db_errors
+from common.exceptions import Busy, DatabaseNotReady, error_body
 from common.net import client_ip
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,10 @@ class RequestIdMiddleware:
 
 
 class DatabaseNotReadyMiddleware:
-    """An unreachable or unmigrated database answers 503 DB_NOT_READY, not a 500."""
+    """Database errors outside DRF (pages, the admin) answer what happened: 503 when the
+    database is unreachable or unmigrated, 409 with ``Retry-After`` when a lock was not had
+    in time, a deadlock or a serialisation failure (BUSY); anything else is left to Django's
+    500 handling."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -51,16 +54,27 @@ class DatabaseNotReadyMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        not_migrated = isinstance(exception, ProgrammingError) and "does not exist" in str(
-            exception
-        )
-        if not (isinstance(exception, OperationalError | InterfaceError) or not_migrated):
+        if not isinstance(exception, DjangoDatabaseError):
             return None
-        logger.error("Database not ready: %s", exception)
-        error = DatabaseNotReady()
+        error = db_errors.classify(exception)
+        if not isinstance(error, DatabaseNotReady | Busy):
+            return None
+        logger.warning("%s: %s", error.code, exception)
         if request.path.startswith("/api/"):
-            return JsonResponse(error_body(error.code, error.message), status=503)
-        return HttpResponse(
-            "<h1>Service unavailable</h1><p>The database is not ready. Try again shortly.</p>",
-            status=503,
-        )
+            response = JsonResponse(
+                error_body(error.code, error.message, error.details), status=error.status_code
+            )
+        elif isinstance(error, Busy):
+            response = HttpResponse(
+                "<h1>Busy</h1><p>Someone was changing the same data (an import may be running)."
+                " Nothing was changed; try again in a moment.</p>",
+                status=error.status_code,
+            )
+        else:
+            response = HttpResponse(
+                "<h1>Service unavailable</h1><p>The database is not ready. Try again shortly.</p>",
+                status=503,
+            )
+        if isinstance(error, Busy):
+            response["Retry-After"] = str(error.retry_after_seconds)
+        return response

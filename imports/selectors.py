@@ -86,3 +86,18 @@ def rollback_blockers(*, batch: ImportBatch) -> list[ImportBatch]:
             pk__in=ImportItem.objects.filter(prior_batch_id=batch.pk).values("batch_id"),
         ).order_by("-pk")
     )
+
+
+def active_rollback_job(*, batch: ImportBatch) -> ImportJob | None:
+    """The batch's queued or running rollback job: a second click shows it, and waits for
+    nothing."""
+    return (
+        ImportJob.objects.filter(
+            organisation_id=batch.organisation_id,
+            kind=ImportJob.Kind.ROLLBACK,
+            params__batch_id=batch.pk,
+            status__in=(ImportJob.Status.QUEUED, ImportJob.Status.RUNNING),
+        )
+        .order_by("-created_at")
+        .first()
+    )

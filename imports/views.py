@@ -211,16 +211,7 @@ def batch_detail(request, batch_id: int):
         for value, label, key in ITEM_TABS
     ]
     export_url = reverse("import-api:batch-export", args=[batch.pk])
-    rollback_job = (
-        ImportJob.objects.filter(
-            organisation=organisation,
-            kind=ImportJob.Kind.ROLLBACK,
-            params__batch_id=batch.pk,
-            status__in=(ImportJob.Status.QUEUED, ImportJob.Status.RUNNING),
-        )
-        .order_by("-created_at")
-        .first()
-    )
+    rollback_job = selectors.active_rollback_job(batch=batch)
     return render(
         request,
         "imports/batch_detail.html",
@@ -230,6 +221,11 @@ def batch_detail(request, batch_id: int):
             "rolled_back": batch.status == ImportBatch.Status.ROLLED_BACK,
             "rollback_stats": batch.rollback_stats or {},
             "rollback_job": rollback_job,
+            "rollback_job_url": (
+                reverse("import-api:job", args=[rollback_job.pk]) if rollback_job else ""
+            ),
+            # Later batches that replaced days of this one: rollback would be refused.
+            "blockers": [] if rollback_job else selectors.rollback_blockers(batch=batch),
             "created_employees": len(batch.created_employee_ids or []),
             "mode_label": dict(ImportMode.choices).get(batch.mode, batch.mode),
             "elapsed": _elapsed(batch.elapsed_ms),

@@ -151,6 +151,7 @@ def import_job_run(*, job_id) -> ImportJob:
             return job
         if job.attempts >= settings.IMPORT_JOB_MAX_ATTEMPTS:
             _give_up(job)
+            job.refresh_from_db()
             return job
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.RUNNING,

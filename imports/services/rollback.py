@@ -20,6 +20,7 @@ from audit.services import audit_record
 from common.exceptions import Busy, NotFound
 from common.locking import import_lock
 from imports.models import ImportBatch, ImportJob
+from imports.selectors import active_rollback_job
 from imports.services.errors import AlreadyRolledBack, RollbackConflict
 from imports.staging import (
     rollback_conflicts,
@@ -35,30 +36,17 @@ def _batch_link(batch_id: int) -> str:
     return reverse("imports:batch", args=[batch_id])
 
 
-def active_rollback_job(batch: ImportBatch) -> ImportJob | None:
-    return (
-        ImportJob.objects.filter(
-            organisation_id=batch.organisation_id,
-            kind=ImportJob.Kind.ROLLBACK,
-            params__batch_id=batch.pk,
-            status__in=(ImportJob.Status.QUEUED, ImportJob.Status.RUNNING),
-        )
-        .order_by("-created_at")
-        .first()
-    )
-
-
 def _queue_rollback(*, actor, batch: ImportBatch, applied: int) -> ImportJob:
     """One rollback job per batch: a second click gets the job that runs, without waiting."""
     from imports.services.jobs import enqueue_job
 
-    job = active_rollback_job(batch)
+    job = active_rollback_job(batch=batch)
     if job is not None:
         return job
     with transaction.atomic():
         # Two first clicks at once: the batch row orders them, the second finds the job.
         ImportBatch.objects.select_for_update().filter(pk=batch.pk).first()
-        job = active_rollback_job(batch)
+        job = active_rollback_job(batch=batch)
         if job is not None:
             return job
         job = ImportJob.objects.create(
@@ -129,7 +117,7 @@ def import_rollback(
         raise AlreadyRolledBack(details={"rolledBackAt": batch.rolled_back_at.isoformat()})
     applied = batch.stats.get("insert", 0) + batch.stats.get("update", 0)
     if allow_async:
-        running = active_rollback_job(batch)
+        running = active_rollback_job(batch=batch)
         if running is not None:
             return running
         if applied > settings.IMPORT_ASYNC_ROLLBACK_ROWS:

@@ -20,6 +20,38 @@
     true,
   );
 
+  // --- the batch report: a rollback running as a job ----------------------------------------
+  const rollbackJob = document.getElementById("rollback-job");
+  if (rollbackJob) {
+    const show = (job) => {
+      const percent = Math.max(0, Math.min(100, job.progressPercent || 0));
+      document.getElementById("rollback-progress").value = percent;
+      document.getElementById("rollback-percent").textContent = `${percent}%`;
+      const label = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled" }[job.status] || job.status;
+      const error = job.error && job.error.message ? `: ${job.error.message}` : "";
+      document.getElementById("rollback-job-text").textContent = `${label}${error}`;
+      rollbackJob.dataset.status = job.status;
+    };
+    const follow = async () => {
+      try {
+        const response = await fetch(rollbackJob.dataset.jobUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+        const body = await response.json();
+        if (body.ok) {
+          show(body.data.job);
+          if (body.data.job.status === "succeeded") {
+            window.location.reload();
+            return;
+          }
+          if (body.data.job.status === "failed" || body.data.job.status === "cancelled") return;
+        }
+      } catch (error) {
+        /* the next poll tries again */
+      }
+      setTimeout(follow, 1000);
+    };
+    setTimeout(follow, 500);
+  }
+
   const root = document.getElementById("import-wizard");
   if (!root) return;
 

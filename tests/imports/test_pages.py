@@ -336,7 +336,27 @@ def test_large_rollback_is_queued_as_a_job(browser, people, batch, settings):
     [message] = messages_of(response)
     assert message.startswith(f"Rollback queued as job {job.pk}")
     html = response.content.decode()
-    assert f"Rollback queued as job <code>{job.pk}</code>" in html
+    assert f"Rolling back as job <code>{job.pk}</code>" in html
+    # The page follows the job's progress through the API instead of blocking.
+    assert f'data-job-url="/api/attendance/import/jobs/{job.pk}"' in html
+    assert 'id="rollback-progress"' in html
     assert f'action="{rollback_url(batch.pk)}"' not in html  # no second request meanwhile
     batch.refresh_from_db()
     assert batch.status == ImportBatch.Status.COMMITTED
+    # A second click while it is queued shows the same job at once, and queues nothing.
+    again = browser(people["importer"]).post(rollback_url(batch.pk), follow=True)
+    assert f"Rolling back as job <code>{job.pk}</code>" in again.content.decode()
+    assert ImportJob.objects.filter(kind=ImportJob.Kind.ROLLBACK).count() == 1
+
+
+def test_a_batch_a_later_batch_overwrote_names_it_and_cannot_be_rolled_back(
+    browser, people, batch, organisation
+):
+    number = people["employee"].employee_no
+    later = commit(people["importer"], organisation, f"{number},Name,2026-05-04,10:00,18:00,\n")
+    assert ImportBatch.objects.get(pk=later).stats["update"] == 1
+    html = browser(people["importer"]).get(report_url(batch.pk)).content.decode()
+    assert f'data-blocker="{later}"' in html
+    assert "cannot be rolled back yet" in html
+    assert f'action="{rollback_url(batch.pk)}"' not in html
+    assert "disabled" in html
