@@ -138,6 +138,7 @@ def attendance_record_rebuild(*, employee: Employee, work_date: dt.date) -> Atte
     return record
 
 
+@db_errors.retry_transient()
 @transaction.atomic
 def punch_create(
     *,
@@ -219,6 +220,7 @@ def _validate_request_times(organisation, work_date, first_in, last_out) -> dict
     return errors
 
 
+@db_errors.retry_transient()
 @transaction.atomic
 def adjustment_request_create(
     *,
@@ -326,6 +328,7 @@ def _corrected_values(request: AdjustmentRequest, record: AttendanceRecord | Non
     }
 
 
+@db_errors.retry_transient()
 @transaction.atomic
 def adjustment_request_approve(
     *, actor, request: AdjustmentRequest, comment: str = ""
@@ -373,6 +376,7 @@ def adjustment_request_approve(
     return request
 
 
+@db_errors.retry_transient()
 @transaction.atomic
 def adjustment_request_reject(
     *, actor, request: AdjustmentRequest, comment: str = ""
@@ -398,6 +402,7 @@ def adjustment_request_reject(
     return request
 
 
+@db_errors.retry_transient()
 @transaction.atomic
 def adjustment_request_cancel(*, actor, request: AdjustmentRequest) -> AdjustmentRequest:
     request = _lock_request(request.pk, request.organisation_id)

@@ -318,6 +318,9 @@ IMPORT_JOB_MAX_ATTEMPTS = env.int("IMPORT_JOB_MAX_ATTEMPTS", default=3)
 IMPORT_JOB_HEARTBEAT_SECONDS = env.float("IMPORT_JOB_HEARTBEAT_SECONDS", default=10)
 IMPORT_JOB_STALE_SECONDS = env.float("IMPORT_JOB_STALE_SECONDS", default=60)
 IMPORT_JOB_QUEUED_STALE_SECONDS = env.float("IMPORT_JOB_QUEUED_STALE_SECONDS", default=300)
+# A job that meets a database error is retried by its task this many times (backoff 1, 2,
+# 4… s); a longer outage is outlived by the heartbeat and the reaper instead.
+IMPORT_JOB_DB_RETRIES = env.int("IMPORT_JOB_DB_RETRIES", default=5)
 # The Celery queue import jobs go to (a dedicated worker pool can serve it).
 IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default="celery")
 # An XLSX whose parts would inflate to more than this is refused before openpyxl opens it.

@@ -1,6 +1,7 @@
 """Thin tasks: take ids, call a service. Retries live here, idempotency in the service."""
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from imports import services
@@ -17,7 +18,7 @@ from imports import services
     reject_on_worker_lost=True,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
-    max_retries=5,
+    max_retries=settings.IMPORT_JOB_DB_RETRIES,
 )
 def run_import_job(self, job_id: str) -> str:
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -63,13 +64,17 @@ def error(response, status, code):
     return body["error"]
 
 
-def start_celery_worker(queue: str, *, log_path: Path | None = None, **env: str):
+def start_celery_worker(
+    queue: str, *, log_path: Path | None = None, beat: bool = False, **env: str
+):
     """A real Celery worker (solo pool: the task runs in the worker's own process) serving
     ``queue`` against this test's database, in its own process group; its output goes to
-    ``log_path`` when given (for a failing test's message)."""
+    ``log_path`` when given (for a failing test's message). ``beat``: with beat embedded
+    (as ``make run`` starts it), also serving the default queue its periodic tasks go to."""
     import subprocess
 
     output = log_path.open("w") if log_path else subprocess.DEVNULL
+    extra = ["-B", "-Q", f"{queue},celery"] if beat else ["-Q", queue]
 
     return subprocess.Popen(
         [
@@ -79,8 +84,7 @@ def start_celery_worker(queue: str, *, log_path: Path | None = None, **env: str)
             "-A",
             "config",
             "worker",
-            "-Q",
-            queue,
+            *extra,
             "--pool",
             "solo",
             "--without-heartbeat",
@@ -95,3 +99,93 @@ def start_celery_worker(queue: str, *, log_path: Path | None = None, **env: str)
         stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+class DatabaseProxy:
+    """A TCP relay between child processes and this test's PostgreSQL: :meth:`cut` is a
+    database outage as the application sees it (every connection dropped, new ones
+    refused), :meth:`restore` ends it. The server itself keeps running, so other tests on
+    it are not disturbed."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self._socket = socket
+        self._threading = threading
+        self._lock = threading.Lock()
+        self._open: list = []
+        self._listener = None
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.restore()
+
+    def url(self) -> str:
+        db = connection.settings_dict
+        password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+        return f"postgres://{db['USER']}{password}@127.0.0.1:{self.port}/{db['NAME']}"
+
+    def _upstream(self):
+        db = connection.settings_dict
+        host, port = db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)
+        if host.startswith("/"):
+            upstream = self._socket.socket(self._socket.AF_UNIX)
+            upstream.connect(f"{host}/.s.PGSQL.{port}")
+        else:
+            upstream = self._socket.create_connection((host, port))
+        return upstream
+
+    def restore(self) -> None:
+        listener = self._socket.socket()
+        listener.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        self._threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = self._upstream()
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                self._threading.Thread(
+                    target=self._pump, args=(source, target), daemon=True
+                ).start()
+
+    @staticmethod
+    def _pump(source, target) -> None:
+        try:
+            while chunk := source.recv(65536):
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            dropped, self._open = self._open, []
+        for end in dropped:
+            with contextlib.suppress(OSError):
+                end.shutdown(self._socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                end.close()
+
+    def close(self) -> None:
+        self.cut()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -167,10 +165,16 @@ class UploadView(ImportView):
         else:
             filename = request.query_params.get("filename") or "upload"
             chunks = iter(lambda: django_request.read(1024 * 1024), b"")
+        if "\x00" in filename:
+            # Never a real name: a sign of a truncation trick. (Other control and bidi
+            # characters are removed by the upload service.)
+            raise ValidationFailed(
+                fields={"filename": ["A file name must not contain NUL characters."]}
+            )
         record = services.upload_create(
             actor=request.user,
             organisation=_organisation(request),
-            filename=os.path.basename(filename.replace("\\", "/")),
+            filename=filename,
             chunks=chunks,
         )
         return Response(s.UploadSerializer(record).data, status=201)

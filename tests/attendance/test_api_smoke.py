@@ -1,4 +1,5 @@
 import pytest
+from django.utils import timezone
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +20,11 @@ def test_anonymous_is_unauthenticated(api):
 
 
 def test_punch_creates_day(api, people):
+    organisation = people["employee"].organisation
+    today = timezone.localdate(timezone=organisation.tz)
     response = api(people["employee"]).post("/api/attendance/punch", {"kind": "in"}, format="json")
     assert response.status_code == 201, response.content
-    assert response.json()["data"]["day"]["status"] in {"partial", "off"}
+    day = response.json()["data"]["day"]
+    # One punch: half a day on a workday; on a day off the punch is kept and the day is off.
+    assert day["status"] == ("partial" if today.weekday() in organisation.workdays else "off")
+    assert day["workDate"] == today.isoformat() and day["firstIn"] is not None

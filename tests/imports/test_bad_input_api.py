@@ -297,3 +297,24 @@ def test_the_purge_keeps_an_expired_upload_a_queued_commit_still_needs(
     )
     assert services.purge_expired_uploads() == 0
     assert ImportUpload.objects.filter(pk=uploaded["fileId"]).exists()
+
+
+def test_a_nul_in_the_file_name_is_a_clean_400_and_nothing_is_kept(client, settings, staff):
+    before = _written(settings)
+    response = client.post(
+        f"{IMPORT_API}/upload?filename=report%00.exe.csv",
+        data=(HEADER + "B1,B1,2026-05-04,09:00,18:00,normal\n").encode(),
+        content_type="application/octet-stream",
+    )
+    assert "filename" in error(response, 400, "VALIDATION_ERROR")["details"]["fields"]
+    assert _written(settings) == before
+
+
+def test_control_and_bidi_characters_and_paths_leave_the_file_name(client, staff):
+    uploaded = upload(
+        client,
+        (HEADER + "B1,B1,2026-05-04,09:00,18:00,normal\n").encode(),
+        filename="..%2F..%2F%E8%80%83%E5%8B%A4%E2%80%AEvsc%07.csv",
+    )
+    assert uploaded["filename"] == "考勤vsc.csv"
+    assert ImportUpload.objects.get(pk=uploaded["fileId"]).filename == "考勤vsc.csv"

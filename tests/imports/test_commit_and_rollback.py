@@ -228,9 +228,11 @@ def test_two_concurrent_commits_with_one_key_write_one_batch(organisation, staff
     body = {"csvText": csv("001,S1,2026-05-04,09:00,18:00,"), "idempotencyKey": "race"}
     tokens = [prepare(people_client), prepare(people_client)]
     answers = []
+    start = threading.Barrier(2, timeout=30)
 
     def send(token):
         try:
+            start.wait()  # both requests leave together
             response = people_client.post(
                 f"{IMPORT_API}/commit", {**body, "commitToken": token}, format="json"
             )
@@ -248,7 +250,10 @@ def test_two_concurrent_commits_with_one_key_write_one_batch(organisation, staff
     for status, body_ in answers:
         if status == 409:
             assert body_["error"]["code"] == "IMPORT_IN_PROGRESS"
-    assert ImportBatch.objects.filter(organisation=organisation).count() == 1
+    batch = ImportBatch.objects.get(organisation=organisation)
+    committed = [body_["data"] for status, body_ in answers if status == 200]
+    assert {answer["batchId"] for answer in committed} == {batch.pk}
+    assert sorted(answer["idempotent"] for answer in committed) in ([False], [False, True])
 
 
 def test_override_replaces_and_merge_keeps_earliest_in_and_latest_out(organisation, staff, client):

@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import openpyxl
 import openpyxl.xml
 import pytest
 
-from imports.formats import reading
+from imports.formats import reading, xlsx
 from imports.formats.base import EmptyFile, UnsupportedFormat
 from imports.formats.reading import find_header, open_table
 
@@ -294,7 +295,7 @@ def test_workbook_with_too_many_parts_is_refused(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in minimal_workbook_entries().items():
             archive.writestr(name, data)
-        for number in range(reading.XLSX_MAX_ENTRIES):
+        for number in range(xlsx.XLSX_MAX_ENTRIES):
             archive.writestr(f"xl/media/{number}.bin", b"")
     with pytest.raises(UnsupportedFormat) as excinfo:
         open_table(path)
@@ -448,3 +449,254 @@ def test_synthetic_fixtures_are_in_the_repository():
         "expected_attlog.json",
     ):
         assert (FIXTURES / name).is_file(), name
+
+
+# --- xlsx: read once, within bounds ---------------------------------------------------------
+
+MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+SHARED_STRINGS_TYPE = (
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+)
+SAMPLE_STRINGS = [
+    "<si><t>工号</t></si>",
+    '<si><t xml:space="preserve">  张三 </t></si>',
+    "<si><r><rPr><b/></rPr><t>打卡</t></r><r><t>时间</t></r></si>",
+    '<si><t>东京</t><rPh sb="0" eb="2"><t>トウキョウ</t></rPh><phoneticPr fontId="1"/></si>',
+    "<si><t/></si>",
+    "<si><t>a_x005F_x000D_b</t></si>",
+    "<si><t>08:01\n12:00 </t></si>",
+    "<si/>",
+    "<si><t>a &amp; b</t></si>",
+]
+# Gaps, a row numbered before one already read, a row and cells without coordinates.
+SAMPLE_SHEET = (
+    '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>'
+    '<row r="3"><c r="A3" t="s"><v>2</v></c><c r="C3" t="s"><v>3</v></c>'
+    '<c r="D3"><v>42</v></c><c r="E3" t="b"><v>1</v></c><c r="F3"><v>1.5</v></c></row>'
+    '<row r="4"><c r="B4" t="s"><v>4</v></c><c r="C4" t="s"><v>5</v></c>'
+    '<c r="D4" t="s"><v>6</v></c><c r="E4" t="s"><v>7</v></c><c r="F4" t="s"><v>8</v></c></row>'
+    '<row><c t="str"><v>no coordinate</v></c><c t="s"><v>0</v></c></row>'
+    '<row r="2"><c r="A2"><v>1</v></c></row>'
+)
+SAMPLE_ROWS = [
+    (1, ["工号", "张三"]),
+    (2, []),
+    (3, ["打卡时间", "", "东京", "42", "TRUE", "1.5"]),
+    (4, ["", "", "a_x000D_b", "08:01\n12:00", "", "a & b"]),
+    (5, ["no coordinate", "工号"]),
+]
+
+
+def shared_strings_workbook(
+    path: Path,
+    strings: list[str] | None = None,
+    sheet_data: str = SAMPLE_SHEET,
+    *,
+    part: str = "xl/sharedStrings.xml",
+) -> Path:
+    """A workbook whose sheet refers to a shared strings part, as Excel and DingTalk write
+    them (openpyxl itself writes inline strings). ``strings`` may be any iterable of
+    ``<si>`` elements: the part is streamed into the archive."""
+    strings = SAMPLE_STRINGS if strings is None else strings
+    override = f'<Override PartName="/{part}" ContentType="{SHARED_STRINGS_TYPE}"/></Types>'
+    sheet = f'<worksheet xmlns="{MAIN_NS}"><sheetData>{sheet_data}</sheetData></worksheet>'
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in minimal_workbook_entries().items():
+            if name == "[Content_Types].xml":
+                data = data.replace(b"</Types>", override.encode())
+            elif name == "xl/worksheets/sheet1.xml":
+                data = sheet.encode()
+            archive.writestr(name, data)
+        with archive.open(part, "w") as stream:
+            stream.write(f'<sst xmlns="{MAIN_NS}">'.encode())
+            for element in strings:
+                stream.write(element.encode())
+            stream.write(b"</sst>")
+    return path
+
+
+def openpyxl_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """How the first worksheet read before the workbook was opened once: openpyxl's own
+    read-only worksheet, dimensions reset."""
+    with path.open("rb") as stream:
+        workbook = openpyxl.load_workbook(stream, read_only=True, data_only=True)
+        try:
+            sheet = workbook.worksheets[0]
+            sheet.reset_dimensions()
+            return [
+                (number, [xlsx._cell_text(value) for value in values])
+                for number, values in enumerate(sheet.iter_rows(values_only=True), 1)
+            ]
+        finally:
+            workbook.close()
+
+
+def test_shared_strings_read_as_openpyxl_reads_them(tmp_path):
+    path = shared_strings_workbook(tmp_path / "f.xlsx")
+    assert all_rows(open_table(path)) == SAMPLE_ROWS == openpyxl_rows(path)
+
+
+@pytest.mark.parametrize("name", ["dingtalk_daily.xlsx", "dingtalk_raw.xlsx"])
+def test_fixture_workbooks_read_exactly_as_openpyxl_reads_them(name):
+    table = open_table(FIXTURES / name)
+    assert table.sheet_name == openpyxl.load_workbook(FIXTURES / name, read_only=True).sheetnames[0]
+    assert all_rows(table) == openpyxl_rows(FIXTURES / name)
+
+
+def test_an_upload_opens_its_workbook_once(monkeypatch):
+    """What an upload does: open, detect (the head), parse (every row), then read again."""
+    from imports import formats
+    from imports.formats.base import ParseOptions
+
+    opened = []
+    monkeypatch.setattr(
+        reading,
+        "open_workbook",
+        lambda path, **kw: opened.append(path) or open_workbook(path, **kw),
+    )
+    open_workbook = xlsx.open_workbook
+    table = open_table(FIXTURES / "dingtalk_daily.xlsx")
+    fmt = formats.detect_format(table)
+    options = ParseOptions(time_zone=dt.timezone(dt.timedelta(hours=8)), today=dt.date(2026, 12, 1))
+    assert fmt.name == "dingtalk_daily"
+    assert sum(1 for _ in fmt.parse(table, options)) == sum(1 for _ in fmt.parse(table, options))
+    assert opened == [FIXTURES / "dingtalk_daily.xlsx"]
+
+
+def test_shared_strings_are_kept_from_the_one_opening(tmp_path):
+    """Were the strings parsed again by a later read, it would see the new ones."""
+    path = shared_strings_workbook(tmp_path / "f.xlsx")
+    table = open_table(path)
+    other = [element.replace("工号", "changed") for element in SAMPLE_STRINGS]
+    shared_strings_workbook(tmp_path / "other.xlsx", other).replace(path)
+    assert all_rows(table) == SAMPLE_ROWS
+    assert all_rows(open_table(path))[0] == (1, ["changed", "张三"])
+
+
+def limit_of(excinfo) -> str:
+    assert excinfo.value.code == "UNSUPPORTED_FORMAT"
+    assert "export the sheet as CSV, or split it" in excinfo.value.message
+    return excinfo.value.details["limit"]
+
+
+def test_shared_strings_declared_past_the_byte_limit_are_refused_unread(tmp_path, settings):
+    path = shared_strings_workbook(tmp_path / "f.xlsx")
+    size = zipfile.ZipFile(path).getinfo("xl/sharedStrings.xml").file_size
+    settings.IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES = size - 1
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert limit_of(excinfo) == "IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES"
+    assert excinfo.value.details["maxBytes"] == size - 1
+    assert f"would inflate to {size} bytes" in excinfo.value.message
+    settings.IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES = size
+    assert all_rows(open_table(path)) == SAMPLE_ROWS
+
+
+def test_shared_strings_are_found_by_content_type_not_by_name(tmp_path, settings):
+    path = shared_strings_workbook(tmp_path / "f.xlsx", part="xl/strings/other.xml")
+    assert all_rows(open_table(path)) == SAMPLE_ROWS
+    settings.IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES = 100
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert "xl/strings/other.xml" in excinfo.value.message
+
+
+def test_bytes_inflated_are_counted_whatever_the_directory_declares():
+    """zipfile itself stops at the declared size; the count does not rely on it."""
+
+    class Archive:
+        def getinfo(self, name):
+            return zipfile.ZipInfo(name)  # declares 0 bytes
+
+        def open(self, name):
+            strings = b"<si><t>x</t></si>" * 1000
+            return io.BytesIO(f'<sst xmlns="{MAIN_NS}">'.encode() + strings + b"</sst>")
+
+    class Package:
+        def find(self, content_type):
+            return openpyxl.packaging.manifest.Override("/xl/sharedStrings.xml", content_type)
+
+    limits = xlsx.XlsxLimits(shared_strings_bytes=5000, shared_strings=10**6, parse_seconds=None)
+    clock = xlsx._ParseClock(None)
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        xlsx._read_shared_strings(Archive(), Package(), limits, clock)
+    assert limit_of(excinfo) == "IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES"
+    assert "inflate to more than the 5000 bytes allowed" in excinfo.value.message
+    limits = xlsx.XlsxLimits(shared_strings_bytes=20_000, shared_strings=10**6, parse_seconds=None)
+    assert xlsx._read_shared_strings(Archive(), Package(), limits, clock) == ["x"] * 1000
+
+
+def test_shared_strings_past_the_count_limit_are_refused(tmp_path, settings):
+    settings.IMPORT_XLSX_MAX_SHARED_STRINGS = len(SAMPLE_STRINGS) - 1
+    path = shared_strings_workbook(tmp_path / "f.xlsx")
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert limit_of(excinfo) == "IMPORT_XLSX_MAX_SHARED_STRINGS"
+    assert excinfo.value.details["maxStrings"] == len(SAMPLE_STRINGS) - 1
+    settings.IMPORT_XLSX_MAX_SHARED_STRINGS = len(SAMPLE_STRINGS)
+    assert all_rows(open_table(path)) == SAMPLE_ROWS
+
+
+def test_a_part_openpyxl_reads_whole_must_be_small(tmp_path, monkeypatch):
+    path = write_xlsx(tmp_path / "f.xlsx", [["a"]])
+    styles = zipfile.ZipFile(path).getinfo("xl/styles.xml").file_size
+    monkeypatch.setattr(xlsx, "XLSX_MAX_WHOLE_PART_BYTES", styles - 1)
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)
+    assert limit_of(excinfo) == "XLSX_MAX_WHOLE_PART_BYTES"
+    assert excinfo.value.details["part"] == "xl/styles.xml"
+
+
+class FakeClock:
+    """Stands for time.perf_counter: ``step`` seconds pass at every reading of it."""
+
+    def __init__(self, step: float = 0.0):
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_slow_read_is_refused_past_the_parse_time(monkeypatch, settings):
+    settings.IMPORT_XLSX_MAX_PARSE_SECONDS = 1
+    monkeypatch.setattr(xlsx, "_now", FakeClock(step=0.01))
+    table = open_table(FIXTURES / "dingtalk_daily.xlsx")  # the opening and the head: quick
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        all_rows(table)
+    assert limit_of(excinfo) == "IMPORT_XLSX_MAX_PARSE_SECONDS"
+    assert excinfo.value.details["maxSeconds"] == 1
+    assert "longer than the 1 seconds allowed" in excinfo.value.message
+
+
+def test_the_time_between_rows_is_the_callers_not_the_parse(monkeypatch, settings):
+    settings.IMPORT_XLSX_MAX_PARSE_SECONDS = 1
+    clock = FakeClock()
+    monkeypatch.setattr(xlsx, "_now", clock)
+    table = open_table(FIXTURES / "dingtalk_daily.xlsx")
+    count = 0
+    for _ in table.rows():
+        clock.now += 60  # a slow database, say
+        count += 1
+    assert count == len(openpyxl_rows(FIXTURES / "dingtalk_daily.xlsx"))
+
+
+def test_no_parse_time_bound_when_the_caller_lifts_it(monkeypatch, settings):
+    settings.IMPORT_XLSX_MAX_PARSE_SECONDS = 1
+    monkeypatch.setattr(xlsx, "_now", FakeClock(step=0.01))
+    table = open_table(FIXTURES / "dingtalk_daily.xlsx", max_parse_seconds=None)
+    assert all_rows(table) == openpyxl_rows(FIXTURES / "dingtalk_daily.xlsx")
+
+
+def test_a_row_numbered_a_billion_is_refused_in_time(tmp_path, settings):
+    """Every missing row before it is a blank row to yield: without a bound, hours."""
+    settings.IMPORT_XLSX_MAX_PARSE_SECONDS = 0.5
+    path = shared_strings_workbook(
+        tmp_path / "f.xlsx", sheet_data='<row r="1000000000"><c r="A1000000000"><v>1</v></c></row>'
+    )
+    started = time.monotonic()
+    with pytest.raises(UnsupportedFormat) as excinfo:
+        open_table(path)  # the head is blank, so opening looks for any non-blank row
+    assert limit_of(excinfo) == "IMPORT_XLSX_MAX_PARSE_SECONDS"
+    assert time.monotonic() - started < 3

@@ -28,9 +28,10 @@ from imports import services
 from imports.models import ImportBatch, ImportItem, ImportJob
 from imports.services import jobs as jobs_service
 from imports.tasks import run_import_job
-from tests.support import PYTHON, ROOT, child_env, start_celery_worker
+from tests.support import PYTHON, ROOT, DatabaseProxy, child_env, start_celery_worker
 
 ROWS = 3000
+OUTAGE_SECONDS = 6
 # Database 14 of the machine's Redis: apart from the suite's caches (1–15 by xdist worker
 # are flushed per test, but only the workers' own) and from a developer's queue in 0.
 BROKER_URL = (
@@ -219,3 +220,201 @@ def test_a_web_restart_between_prepare_and_commit_changes_nothing(
     assert status == 200, committed
     assert committed["data"]["stats"]["insert"] == 1
     assert AttendanceRecord.objects.filter(employee=people["employee"]).count() == 1
+
+
+@pytest.mark.integration
+@pytest.mark.xdist_group("celery-worker")
+def test_the_whole_worker_killed_on_the_filesystem_broker_is_noticed_and_the_job_done_once(
+    transactional_db, organisation, people, monkeypatch, settings, tmp_path
+):
+    """``make run``'s stack: the filesystem transport drops a message once a worker takes
+    it, so nothing hands the job back when the whole worker (main process, pool and beat)
+    is SIGKILLed. The job's heartbeat stops; the next worker's beat finds it stale, with
+    nobody holding its lock, and queues it again: it completes exactly once."""
+    queue = f"import-fs-{uuid.uuid4().hex[:8]}"
+    settings.IMPORT_TASK_QUEUE = queue
+    data_dir = tmp_path / "data"
+    broker = data_dir / "broker"
+    folders = {name: broker / name for name in ("out", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    options = {
+        "data_folder_in": str(folders["out"]),
+        "data_folder_out": str(folders["out"]),
+        "processed_folder": str(folders["processed"]),
+        "control_folder": str(folders["control"]),
+        "store_processed": False,
+    }
+
+    def publish_to_folder(job):
+        with celery_app.connection_for_write(
+            "filesystem://", transport_options=options
+        ) as connection_:
+            run_import_job.apply_async(args=[str(job.pk)], queue=queue, connection=connection_)
+
+    monkeypatch.setattr(jobs_service, "enqueue_job", publish_to_folder)
+    upload = services.upload_create(
+        actor=people["importer"].user,
+        organisation=organisation,
+        filename="big.csv",
+        chunks=iter([_standard_csv(ROWS)]),
+    )
+    queued = services.import_commit_async(
+        actor=people["importer"].user,
+        organisation=organisation,
+        options=services.ImportOptions(
+            file_id=upload.pk, create_missing_employees=True, idempotency_key="fs-kill"
+        ),
+        commit_token=services.commit_token_issue(
+            actor=people["importer"].user, organisation=organisation
+        )[0],
+    )
+    stack = {
+        "ATTENDANCE_DATA_DIR": str(data_dir),
+        "CELERY_BROKER_URL": "",
+        "IMPORT_TASK_QUEUE": queue,
+        "IMPORT_STORAGE_DIR": str(settings.IMPORT_STORAGE_DIR),
+        "IMPORT_JOB_HEARTBEAT_SECONDS": "0.5",
+        "IMPORT_JOB_STALE_SECONDS": "3",
+        "IMPORT_JOB_REAP_SECONDS": "1",
+    }
+    first = start_celery_worker(
+        queue, beat=True, IMPORT_CHUNK_ROWS="100", IMPORT_CHUNK_PAUSE_SECONDS="0.3", **stack
+    )
+    try:
+        _wait_for(
+            lambda: _job().status == "running" and _job().processed > ROWS,
+            60,
+            "the first worker reaching the apply phase",
+        )
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    # The transport kept no message of the job to hand back.
+    assert not list(folders["out"].glob(f"*.{queue}.msg"))
+    running = _job()
+    assert running.status == "running" and running.attempts == 1
+    assert not ImportBatch.objects.exists()
+
+    second = start_celery_worker(queue, beat=True, log_path=tmp_path / "second.log", **stack)
+    try:
+        done = _wait_for(
+            lambda: (job := _job()).status in ("succeeded", "failed") and job,
+            90,
+            "the second worker's beat noticing the job and finishing it",
+        )
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+    assert done.status == "succeeded", (done.error, (tmp_path / "second.log").read_text())
+    assert done.attempts == 2 and done.pk == queued.job.pk
+    batch = ImportBatch.objects.get()
+    assert AttendanceRecord.objects.filter(organisation=organisation).count() == ROWS
+    assert ImportItem.objects.filter(batch=batch).count() == ROWS
+    assert AuditEvent.objects.filter(action="imports.batch.committed").count() == 1
+    requeued = AuditEvent.objects.get(action="imports.job.requeued")
+    assert requeued.target_id == str(done.pk)
+    # The key answers with the finished job.
+    again = services.import_commit_async(
+        actor=people["importer"].user,
+        organisation=organisation,
+        options=services.ImportOptions(
+            file_id=upload.pk, create_missing_employees=True, idempotency_key="fs-kill"
+        ),
+        commit_token=None,
+    )
+    assert again.idempotent and again.job.pk == done.pk
+
+
+@pytest.mark.integration
+@pytest.mark.xdist_group("celery-worker")
+def test_a_database_outage_longer_than_the_tasks_retries_is_outlived(
+    transactional_db, organisation, people, monkeypatch, settings, tmp_path
+):
+    """The database goes away mid-commit (every connection dropped, new ones refused) for
+    longer than the task's own retries, so the task gives up and cannot even mark the job
+    failed. When the database is back, the worker's beat finds the job's heartbeat stale and
+    its lock free, and queues it again: it completes exactly once. (The retries are cut to
+    one here, so a few seconds of outage outlive them as 60 s outlive the default five.)"""
+    queue = f"import-outage-{uuid.uuid4().hex[:8]}"
+    settings.IMPORT_TASK_QUEUE = queue
+    monkeypatch.setattr(
+        jobs_service,
+        "enqueue_job",
+        lambda job: _publish_to_redis(job, queue),
+    )
+    upload = services.upload_create(
+        actor=people["importer"].user,
+        organisation=organisation,
+        filename="big.csv",
+        chunks=iter([_standard_csv(ROWS)]),
+    )
+    services.import_commit_async(
+        actor=people["importer"].user,
+        organisation=organisation,
+        options=services.ImportOptions(file_id=upload.pk, create_missing_employees=True),
+        commit_token=services.commit_token_issue(
+            actor=people["importer"].user, organisation=organisation
+        )[0],
+    )
+    proxy = DatabaseProxy()
+    log = tmp_path / "worker.log"
+    (tmp_path / "data").mkdir()
+    worker = start_celery_worker(
+        queue,
+        beat=True,
+        log_path=log,
+        DATABASE_URL=proxy.url(),
+        ATTENDANCE_DATA_DIR=str(tmp_path / "data"),
+        CELERY_BROKER_URL=BROKER_URL,
+        CELERY_VISIBILITY_TIMEOUT="3600",
+        IMPORT_TASK_QUEUE=queue,
+        IMPORT_STORAGE_DIR=str(settings.IMPORT_STORAGE_DIR),
+        IMPORT_CHUNK_ROWS="100",
+        IMPORT_CHUNK_PAUSE_SECONDS="0.2",
+        IMPORT_JOB_DB_RETRIES="1",
+        IMPORT_JOB_HEARTBEAT_SECONDS="0.5",
+        IMPORT_JOB_STALE_SECONDS="3",
+        IMPORT_JOB_REAP_SECONDS="1",
+    )
+    try:
+        _wait_for(
+            lambda: _job().status == "running" and _job().processed > ROWS,
+            60,
+            "the worker reaching the apply phase",
+        )
+        proxy.cut()
+        outage = time.monotonic()
+        _wait_for(
+            lambda: "raised unexpected" in log.read_text(),
+            60,
+            "the task giving up on the database",
+        )
+        stuck = _job()
+        assert stuck.status == "running" and stuck.attempts == 1
+        assert not ImportBatch.objects.exists()
+        # The outage lasts on past the task's end: the beat's reaper fails meanwhile too (the
+        # duration of the outage is the scenario, not a synchronisation).
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage)))
+        proxy.restore()
+        outage = time.monotonic() - outage
+        done = _wait_for(
+            lambda: (job := _job()).status in ("succeeded", "failed") and job,
+            60,
+            "the job being noticed and finished after the outage",
+        )
+    finally:
+        proxy.close()
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert done.status == "succeeded", (done.error, log.read_text()[-3000:])
+    assert done.attempts == 2
+    assert AttendanceRecord.objects.filter(organisation=organisation).count() == ROWS
+    assert ImportItem.objects.filter(batch=ImportBatch.objects.get()).count() == ROWS
+    assert AuditEvent.objects.filter(action="imports.job.requeued").count() == 1
+    assert outage >= OUTAGE_SECONDS
+
+
+def _publish_to_redis(job, queue: str) -> None:
+    with celery_app.connection_for_write(BROKER_URL) as broker:
+        run_import_job.apply_async(args=[str(job.pk)], queue=queue, connection=broker)

@@ -17,9 +17,7 @@ Row actions and their codes:
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,19 +30,17 @@ from attendance.choices import (
     PunchSource,
     sql_literals,
 )
-from attendance.models import RECORD_VALUE_COLUMNS
 from attendance.schedule import judge_day
 from common.csv_export import neutralised_sql
-from imports.formats.base import (
-    DayRow,
-    EmptyFile,
-    ImportFormat,
-    ParseOptions,
-    PunchRow,
-    RowError,
-    RowSkipped,
-)
+from imports.formats.base import ImportFormat, ParseOptions
 from imports.models import ImportMode
+from imports.staging.apply import APPLY_CHUNK_SQL, PRIOR_SELECT
+from imports.staging.stage import (
+    TEMP_STAGE,
+    checked_stage_name,
+    create_stage_table,
+    fill_stage_table,
+)
 
 ACTIONS = ("inserted", "updated", "unchanged", "skipped", "invalid", "duplicate")
 STAT_KEYS = {
@@ -55,212 +51,7 @@ STAT_KEYS = {
     "invalid": "invalid",
     "duplicate": "duplicate",
 }
-APPLIED_ACTIONS = ("inserted", "updated")
-CHANGED_DURING_IMPORT = "CHANGED_DURING_IMPORT"
-# The plan's copy of each day as it was (the pre-image), and the test "still as planned".
-PRIOR_COLUMNS = tuple(f"prior_{column}" for column in RECORD_VALUE_COLUMNS)
-PRIOR_SELECT = ", ".join(
-    f"a.{column} AS {prior}"
-    for column, prior in zip(RECORD_VALUE_COLUMNS, PRIOR_COLUMNS, strict=True)
-)
-
 Progress = Callable[[int, int], None]
-# The stage table's columns, in COPY order: its DDL, the COPY column list and the binary
-# COPY's types all come from here. ``kind``: d day, p punch, s skipped, e error.
-STAGE_SCHEMA = (
-    ("row_no", "int4"),
-    ("kind", "text"),
-    *((column, "text") for column in ("emp_no", "dt_id", "pin", "name", "dept")),
-    ("work_date", "date"),
-    ("first_in", "timestamptz"),
-    ("last_out", "timestamptz"),
-    ("work_minutes", "int4"),
-    ("late_minutes", "int4"),
-    ("early_minutes", "int4"),
-    *((column, "text") for column in ("status", "code", "col", "message")),
-)
-STAGE_TYPES = [pg_type for _column, pg_type in STAGE_SCHEMA]
-STAGE_COLUMNS = ", ".join(column for column, _pg_type in STAGE_SCHEMA)
-
-
-_RECORD_WRITE_COLUMNS = (
-    "first_in, last_out, work_minutes, late_minutes, early_leave_minutes, status, source,"
-    " batch_id, note, updated_at"
-)
-_STILL_AS_PLANNED = (
-    "("
-    + ", ".join(f"a.{column}" for column in RECORD_VALUE_COLUMNS)
-    + ") IS NOT DISTINCT FROM ("
-    + ", ".join(f"p.{prior}" for prior in PRIOR_COLUMNS)
-    + ")"
-)
-# One chunk of the plan, in one statement: new days are inserted only where no day exists by
-# then (ON CONFLICT DO NOTHING also waits for a punch inserting that day right now), known days
-# are updated only while every value is still the one the plan saw (a concurrent change makes
-# PostgreSQL re-check the condition on the new row), and the items record what was written.
-APPLY_CHUNK_SQL = f"""
-WITH inserted AS (
-    INSERT INTO attendance_attendancerecord
-        (organisation_id, employee_id, work_date, {_RECORD_WRITE_COLUMNS})
-    SELECT %(org)s, employee_id, work_date, first_in, last_out, work_minutes, late_minutes,
-           early_minutes, status, 'import', %(batch)s, '', %(now)s
-    FROM import_plan
-    WHERE action = 'inserted' AND row_no >= %(low)s AND row_no < %(high)s
-    ON CONFLICT (employee_id, work_date) DO NOTHING
-    RETURNING id, employee_id, work_date
-), updated AS (
-    UPDATE attendance_attendancerecord a SET
-        first_in = p.first_in, last_out = p.last_out, work_minutes = p.work_minutes,
-        late_minutes = p.late_minutes, early_leave_minutes = p.early_minutes,
-        status = p.status, source = 'import', batch_id = %(batch)s, note = '',
-        updated_at = %(now)s
-    FROM import_plan p
-    WHERE p.action = 'updated' AND p.row_no >= %(low)s AND p.row_no < %(high)s
-      AND a.id = p.record_id AND {_STILL_AS_PLANNED}
-    RETURNING a.id, a.employee_id, a.work_date
-), written AS (
-    SELECT * FROM inserted UNION ALL SELECT * FROM updated
-), items AS (
-    INSERT INTO imports_importitem
-        (batch_id, "row", action, code, "column", message, employee_ref, employee_id,
-         work_date, record_id, first_in, last_out, status, {", ".join(PRIOR_COLUMNS)})
-    SELECT %(batch)s, p.row_no,
-           CASE WHEN lost THEN 'skipped' ELSE p.action END,
-           CASE WHEN lost THEN '{CHANGED_DURING_IMPORT}' ELSE '' END, '',
-           CASE WHEN lost THEN 'The day ' || p.work_date::text || ' changed while the import'
-                || ' ran (a punch, a correction or an edit); the import left it as it was.'
-                ELSE '' END,
-           '', p.employee_id, p.work_date, coalesce(w.id, p.record_id), p.first_in, p.last_out,
-           p.status,
-           {
-    ", ".join(
-        f"CASE WHEN p.action = 'updated' AND NOT lost THEN p.{prior} END"
-        if prior not in ("prior_status", "prior_source", "prior_note")
-        else f"CASE WHEN p.action = 'updated' AND NOT lost THEN p.{prior} ELSE '' END"
-        for prior in PRIOR_COLUMNS
-    )
-}
-    FROM import_plan p
-    LEFT JOIN written w ON w.employee_id = p.employee_id AND w.work_date = p.work_date
-    CROSS JOIN LATERAL (
-        SELECT p.action IN ('inserted', 'updated') AND w.id IS NULL AS lost
-    ) outcome
-    WHERE p.row_no >= %(low)s AND p.row_no < %(high)s
-      AND p.action NOT IN ('invalid', 'duplicate', 'skipped')
-    RETURNING action, code
-)
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated),
-       (SELECT count(*) FROM import_plan WHERE action = 'inserted'
-          AND row_no >= %(low)s AND row_no < %(high)s) - (SELECT count(*) FROM inserted),
-       (SELECT count(*) FROM import_plan WHERE action = 'updated'
-          AND row_no >= %(low)s AND row_no < %(high)s) - (SELECT count(*) FROM updated)
-"""  # noqa: S608 - constants of this module only
-
-
-TEMP_STAGE = "import_stage"
-_UPLOAD_STAGE = re.compile(r"import_upload_[0-9a-f]{32}")
-
-
-def upload_stage_name(upload_id: uuid.UUID) -> str:
-    return f"import_upload_{upload_id.hex}"
-
-
-def checked_stage_name(name: str) -> str:
-    """Stage table names go into SQL text: only ours (``import_stage`` or an upload's)."""
-    if name != TEMP_STAGE and not _UPLOAD_STAGE.fullmatch(name):
-        raise ValueError(f"Not a stage table name: {name!r}")
-    return name
-
-
-def create_stage_table(cursor, name: str, *, temporary: bool) -> None:
-    """The parser's output, one row per result: a temporary table for one run, or an
-    UNLOGGED table kept with an upload (no WAL to write; emptied by a crash, when the
-    file is simply read again)."""
-    name = checked_stage_name(name)
-    kind, tail = ("TEMP", "ON COMMIT DROP") if temporary else ("UNLOGGED", "")
-    columns = ", ".join(
-        f"{column} {pg_type}" + (" NOT NULL" if column in ("row_no", "kind") else "")
-        for column, pg_type in STAGE_SCHEMA
-    )
-    cursor.execute(f"CREATE {kind} TABLE {name} ({columns}) {tail}")
-
-
-def fill_stage_table(cursor, name: str, parsed_rows, on_row=None) -> int:
-    """COPY a parser's results into a stage table and analyse it (the plan's joins need
-    its statistics); returns how many. A file with a header and no rows is EMPTY_FILE,
-    raised inside the caller's transaction, so nothing stays."""
-    count = copy_parsed_rows(cursor, name, parsed_rows, on_row)
-    if count == 0:
-        raise EmptyFile("The file has a header but no data rows.")
-    cursor.execute(f"ANALYZE {checked_stage_name(name)}")
-    return count
-
-
-def copy_parsed_rows(cursor, name: str, parsed_rows, on_row=None) -> int:
-    """COPY every result of a parser into a stage table; returns how many."""
-    name = checked_stage_name(name)
-    count = 0
-    raw = cursor.cursor  # psycopg's cursor under Django's wrapper
-    with raw.copy(f"COPY {name} ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-        # Binary COPY: no text formatting of dates and numbers on either side (about
-        # twice as fast as text COPY for half a million rows here).
-        copy.set_types(STAGE_TYPES)
-        write = copy.write_row
-        for parsed in parsed_rows:
-            count += 1
-            kind = type(parsed)
-            if kind is DayRow or kind is PunchRow:
-                person = parsed.person
-                identity = (
-                    person.employee_no or "",
-                    person.dingtalk_user_id or "",
-                    person.device_pin or "",
-                    person.name,
-                    person.department,
-                )
-                if kind is DayRow:
-                    facts = (
-                        parsed.first_in,
-                        parsed.last_out,
-                        parsed.work_minutes,
-                        parsed.late_minutes,
-                        parsed.early_leave_minutes,
-                        parsed.status,
-                    )
-                else:  # a punch: its instant in first_in, its kind in status
-                    facts = (parsed.occurred_at, None, None, None, None, parsed.kind)
-                kind_code = "d" if kind is DayRow else "p"
-                write(
-                    (parsed.row, kind_code, *identity, parsed.work_date, *facts, None, None, None)
-                )
-            elif kind is RowSkipped or kind is RowError:
-                write(
-                    (
-                        parsed.row,
-                        "s" if kind is RowSkipped else "e",
-                        *(None,) * 12,
-                        parsed.code,
-                        parsed.column[:100],
-                        parsed.message[:500],
-                    )
-                )
-            if on_row is not None and count % 10_000 == 0:
-                on_row(count)
-    return count
-
-
-def drop_stage_table(cursor, name: str) -> None:
-    cursor.execute(f"DROP TABLE IF EXISTS {checked_stage_name(name)}")
-
-
-def staged_rows_present(cursor, name: str) -> bool:
-    """Whether an upload's stage table still holds its rows (a crash empties UNLOGGED
-    tables; an upload from before stage tables has none)."""
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [checked_stage_name(name)])
-    if not cursor.fetchone()[0]:
-        return False
-    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {name})")  # noqa: S608
-    return cursor.fetchone()[0]
 
 
 @dataclass
@@ -784,111 +575,3 @@ class ImportEngine:
             """,
             {**params, "source": source},
         )
-
-
-# --- rollback: the apply undone, next to the apply ---------------------------------------
-# Every join goes from the batch's items to their records by primary key (``record_id``,
-# which the apply writes for inserted days too): the items index gives the batch's rows, and
-# each finds its day with one unique lookup, whatever the planner believes about the batch.
-# Joining on the records' batch column instead went quadratic on a database that had lived a
-# while (stale statistics: one row expected for the new batch, a nested loop over all of it).
-_BATCH_DAYS = """
-    FROM imports_importitem i
-    JOIN attendance_attendancerecord a ON a.id = i.record_id
-    WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
-"""
-_STILL_THE_BATCHS = "a.batch_id = %(batch)s AND a.updated_at = %(applied_at)s"
-
-
-@dataclass
-class RollbackCount:
-    """What a rollback found before writing: days it may undo, and days others changed."""
-
-    inserted: int
-    updated: int
-    conflicts: int
-
-
-def rollback_survey(cursor, *, batch_id: int, applied_at: dt.datetime) -> RollbackCount:
-    """One pass over the batch's days: how many are still as the batch wrote them."""
-    cursor.execute(
-        f"""
-        SELECT count(*) FILTER (WHERE mine AND action = 'inserted'),
-               count(*) FILTER (WHERE mine AND action = 'updated'),
-               count(*) FILTER (WHERE NOT mine)
-        FROM (SELECT i.action, coalesce({_STILL_THE_BATCHS}, false) AS mine {_BATCH_DAYS}) days
-        """,  # noqa: S608 - constants of this module only
-        {"batch": batch_id, "applied_at": applied_at},
-    )
-    return RollbackCount(*cursor.fetchone())
-
-
-def rollback_conflicts(cursor, *, batch_id: int, applied_at: dt.datetime, limit: int = 20):
-    """The first days a later write changed: (work date, employee number, source, batch)."""
-    cursor.execute(
-        f"""
-        SELECT i.work_date, e.employee_no, a.source, a.batch_id
-        FROM imports_importitem i
-        JOIN attendance_attendancerecord a ON a.id = i.record_id
-        JOIN attendance_employee e ON e.id = a.employee_id
-        WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
-          AND NOT coalesce({_STILL_THE_BATCHS}, false)
-        ORDER BY i.row LIMIT %(limit)s
-        """,  # noqa: S608 - constants of this module only
-        {"batch": batch_id, "applied_at": applied_at, "limit": limit},
-    )
-    return cursor.fetchall()
-
-
-def rollback_delete_inserted(cursor, *, batch_id: int, applied_at: dt.datetime) -> int:
-    cursor.execute(
-        f"""
-        DELETE FROM attendance_attendancerecord a USING imports_importitem i
-        WHERE i.batch_id = %(batch)s AND i.action = 'inserted' AND a.id = i.record_id
-          AND {_STILL_THE_BATCHS}
-        """,  # noqa: S608 - constants of this module only
-        {"batch": batch_id, "applied_at": applied_at},
-    )
-    return cursor.rowcount
-
-
-def rollback_restore_updated(cursor, *, batch_id: int, applied_at: dt.datetime) -> int:
-    """Every value column back to its pre-image, ``updated_at`` included."""
-    assignments = ", ".join(
-        f"{column} = i.{prior}"
-        for column, prior in zip(RECORD_VALUE_COLUMNS, PRIOR_COLUMNS, strict=True)
-    )
-    cursor.execute(
-        f"""
-        UPDATE attendance_attendancerecord a SET {assignments}
-        FROM imports_importitem i
-        WHERE i.batch_id = %(batch)s AND i.action = 'updated' AND a.id = i.record_id
-          AND {_STILL_THE_BATCHS}
-        """,  # noqa: S608 - constants of this module only
-        {"batch": batch_id, "applied_at": applied_at},
-    )
-    return cursor.rowcount
-
-
-def rollback_delete_punches(cursor, *, batch_id: int) -> int:
-    cursor.execute("DELETE FROM attendance_punch WHERE batch_id = %s", [batch_id])
-    return cursor.rowcount
-
-
-def rollback_delete_created_employees(cursor, *, employee_ids: list[int]) -> int:
-    """The employees the batch created, unless something else refers to them by now."""
-    if not employee_ids:
-        return 0
-    cursor.execute(
-        """
-        DELETE FROM attendance_employee e
-        WHERE e.id = ANY(%(ids)s) AND e.user_id IS NULL
-          AND NOT EXISTS (SELECT 1 FROM attendance_attendancerecord a WHERE a.employee_id = e.id)
-          AND NOT EXISTS (SELECT 1 FROM attendance_punch p WHERE p.employee_id = e.id)
-          AND NOT EXISTS (SELECT 1 FROM attendance_adjustmentrequest r
-                          WHERE r.employee_id = e.id)
-          AND NOT EXISTS (SELECT 1 FROM attendance_employee x WHERE x.approver_id = e.id)
-        """,
-        {"ids": employee_ids},
-    )
-    return cursor.rowcount

@@ -1,0 +1,203 @@
+"""The SQL that writes days: a plan's apply, chunk by chunk, and its exact undoing.
+
+Both sides are kept together on purpose: what rollback restores is exactly what the apply
+recorded (the ``prior_*`` pre-image of every day it replaced, the ``record_id`` of every day
+it inserted), and both re-check the row they touch instead of trusting an earlier read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from attendance.models import RECORD_VALUE_COLUMNS
+
+APPLIED_ACTIONS = ("inserted", "updated")
+CHANGED_DURING_IMPORT = "CHANGED_DURING_IMPORT"
+# The plan's copy of each day as it was (the pre-image), and the test "still as planned".
+PRIOR_COLUMNS = tuple(f"prior_{column}" for column in RECORD_VALUE_COLUMNS)
+PRIOR_SELECT = ", ".join(
+    f"a.{column} AS {prior}"
+    for column, prior in zip(RECORD_VALUE_COLUMNS, PRIOR_COLUMNS, strict=True)
+)
+
+_RECORD_WRITE_COLUMNS = (
+    "first_in, last_out, work_minutes, late_minutes, early_leave_minutes, status, source,"
+    " batch_id, note, updated_at"
+)
+_STILL_AS_PLANNED = (
+    "("
+    + ", ".join(f"a.{column}" for column in RECORD_VALUE_COLUMNS)
+    + ") IS NOT DISTINCT FROM ("
+    + ", ".join(f"p.{prior}" for prior in PRIOR_COLUMNS)
+    + ")"
+)
+# One chunk of the plan, in one statement: new days are inserted only where no day exists by
+# then (ON CONFLICT DO NOTHING also waits for a punch inserting that day right now), known days
+# are updated only while every value is still the one the plan saw (a concurrent change makes
+# PostgreSQL re-check the condition on the new row), and the items record what was written.
+APPLY_CHUNK_SQL = f"""
+WITH inserted AS (
+    INSERT INTO attendance_attendancerecord
+        (organisation_id, employee_id, work_date, {_RECORD_WRITE_COLUMNS})
+    SELECT %(org)s, employee_id, work_date, first_in, last_out, work_minutes, late_minutes,
+           early_minutes, status, 'import', %(batch)s, '', %(now)s
+    FROM import_plan
+    WHERE action = 'inserted' AND row_no >= %(low)s AND row_no < %(high)s
+    ON CONFLICT (employee_id, work_date) DO NOTHING
+    RETURNING id, employee_id, work_date
+), updated AS (
+    UPDATE attendance_attendancerecord a SET
+        first_in = p.first_in, last_out = p.last_out, work_minutes = p.work_minutes,
+        late_minutes = p.late_minutes, early_leave_minutes = p.early_minutes,
+        status = p.status, source = 'import', batch_id = %(batch)s, note = '',
+        updated_at = %(now)s
+    FROM import_plan p
+    WHERE p.action = 'updated' AND p.row_no >= %(low)s AND p.row_no < %(high)s
+      AND a.id = p.record_id AND {_STILL_AS_PLANNED}
+    RETURNING a.id, a.employee_id, a.work_date
+), written AS (
+    SELECT * FROM inserted UNION ALL SELECT * FROM updated
+), items AS (
+    INSERT INTO imports_importitem
+        (batch_id, "row", action, code, "column", message, employee_ref, employee_id,
+         work_date, record_id, first_in, last_out, status, {", ".join(PRIOR_COLUMNS)})
+    SELECT %(batch)s, p.row_no,
+           CASE WHEN lost THEN 'skipped' ELSE p.action END,
+           CASE WHEN lost THEN '{CHANGED_DURING_IMPORT}' ELSE '' END, '',
+           CASE WHEN lost THEN 'The day ' || p.work_date::text || ' changed while the import'
+                || ' ran (a punch, a correction or an edit); the import left it as it was.'
+                ELSE '' END,
+           '', p.employee_id, p.work_date, coalesce(w.id, p.record_id), p.first_in, p.last_out,
+           p.status,
+           {
+    ", ".join(
+        f"CASE WHEN p.action = 'updated' AND NOT lost THEN p.{prior} END"
+        if prior not in ("prior_status", "prior_source", "prior_note")
+        else f"CASE WHEN p.action = 'updated' AND NOT lost THEN p.{prior} ELSE '' END"
+        for prior in PRIOR_COLUMNS
+    )
+}
+    FROM import_plan p
+    LEFT JOIN written w ON w.employee_id = p.employee_id AND w.work_date = p.work_date
+    CROSS JOIN LATERAL (
+        SELECT p.action IN ('inserted', 'updated') AND w.id IS NULL AS lost
+    ) outcome
+    WHERE p.row_no >= %(low)s AND p.row_no < %(high)s
+      AND p.action NOT IN ('invalid', 'duplicate', 'skipped')
+    RETURNING action, code
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated),
+       (SELECT count(*) FROM import_plan WHERE action = 'inserted'
+          AND row_no >= %(low)s AND row_no < %(high)s) - (SELECT count(*) FROM inserted),
+       (SELECT count(*) FROM import_plan WHERE action = 'updated'
+          AND row_no >= %(low)s AND row_no < %(high)s) - (SELECT count(*) FROM updated)
+"""  # noqa: S608 - constants of this module only
+
+
+# --- rollback: the apply undone, next to the apply ---------------------------------------
+# Every join goes from the batch's items to their records by primary key (``record_id``,
+# which the apply writes for inserted days too): the items index gives the batch's rows, and
+# each finds its day with one unique lookup, whatever the planner believes about the batch.
+# Joining on the records' batch column instead went quadratic on a database that had lived a
+# while (stale statistics: one row expected for the new batch, a nested loop over all of it).
+_BATCH_DAYS = """
+    FROM imports_importitem i
+    JOIN attendance_attendancerecord a ON a.id = i.record_id
+    WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
+"""
+_STILL_THE_BATCHS = "a.batch_id = %(batch)s AND a.updated_at = %(applied_at)s"
+
+
+@dataclass
+class RollbackCount:
+    """What a rollback found before writing: days it may undo, and days others changed."""
+
+    inserted: int
+    updated: int
+    conflicts: int
+
+
+def rollback_survey(cursor, *, batch_id: int, applied_at: dt.datetime) -> RollbackCount:
+    """One pass over the batch's days: how many are still as the batch wrote them."""
+    cursor.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE mine AND action = 'inserted'),
+               count(*) FILTER (WHERE mine AND action = 'updated'),
+               count(*) FILTER (WHERE NOT mine)
+        FROM (SELECT i.action, coalesce({_STILL_THE_BATCHS}, false) AS mine {_BATCH_DAYS}) days
+        """,  # noqa: S608 - constants of this module only
+        {"batch": batch_id, "applied_at": applied_at},
+    )
+    return RollbackCount(*cursor.fetchone())
+
+
+def rollback_conflicts(cursor, *, batch_id: int, applied_at: dt.datetime, limit: int = 20):
+    """The first days a later write changed: (work date, employee number, source, batch)."""
+    cursor.execute(
+        f"""
+        SELECT i.work_date, e.employee_no, a.source, a.batch_id
+        FROM imports_importitem i
+        JOIN attendance_attendancerecord a ON a.id = i.record_id
+        JOIN attendance_employee e ON e.id = a.employee_id
+        WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
+          AND NOT coalesce({_STILL_THE_BATCHS}, false)
+        ORDER BY i.row LIMIT %(limit)s
+        """,  # noqa: S608 - constants of this module only
+        {"batch": batch_id, "applied_at": applied_at, "limit": limit},
+    )
+    return cursor.fetchall()
+
+
+def rollback_delete_inserted(cursor, *, batch_id: int, applied_at: dt.datetime) -> int:
+    cursor.execute(
+        f"""
+        DELETE FROM attendance_attendancerecord a USING imports_importitem i
+        WHERE i.batch_id = %(batch)s AND i.action = 'inserted' AND a.id = i.record_id
+          AND {_STILL_THE_BATCHS}
+        """,  # noqa: S608 - constants of this module only
+        {"batch": batch_id, "applied_at": applied_at},
+    )
+    return cursor.rowcount
+
+
+def rollback_restore_updated(cursor, *, batch_id: int, applied_at: dt.datetime) -> int:
+    """Every value column back to its pre-image, ``updated_at`` included."""
+    assignments = ", ".join(
+        f"{column} = i.{prior}"
+        for column, prior in zip(RECORD_VALUE_COLUMNS, PRIOR_COLUMNS, strict=True)
+    )
+    cursor.execute(
+        f"""
+        UPDATE attendance_attendancerecord a SET {assignments}
+        FROM imports_importitem i
+        WHERE i.batch_id = %(batch)s AND i.action = 'updated' AND a.id = i.record_id
+          AND {_STILL_THE_BATCHS}
+        """,  # noqa: S608 - constants of this module only
+        {"batch": batch_id, "applied_at": applied_at},
+    )
+    return cursor.rowcount
+
+
+def rollback_delete_punches(cursor, *, batch_id: int) -> int:
+    cursor.execute("DELETE FROM attendance_punch WHERE batch_id = %s", [batch_id])
+    return cursor.rowcount
+
+
+def rollback_delete_created_employees(cursor, *, employee_ids: list[int]) -> int:
+    """The employees the batch created, unless something else refers to them by now."""
+    if not employee_ids:
+        return 0
+    cursor.execute(
+        """
+        DELETE FROM attendance_employee e
+        WHERE e.id = ANY(%(ids)s) AND e.user_id IS NULL
+          AND NOT EXISTS (SELECT 1 FROM attendance_attendancerecord a WHERE a.employee_id = e.id)
+          AND NOT EXISTS (SELECT 1 FROM attendance_punch p WHERE p.employee_id = e.id)
+          AND NOT EXISTS (SELECT 1 FROM attendance_adjustmentrequest r
+                          WHERE r.employee_id = e.id)
+          AND NOT EXISTS (SELECT 1 FROM attendance_employee x WHERE x.approver_id = e.id)
+        """,
+        {"ids": employee_ids},
+    )
+    return cursor.rowcount
