@@ -101,12 +101,18 @@ def wait_without_limit() -> None:
         cursor.execute("SELECT set_config('lock_timeout', '0', true)")
 
 
-def import_lock(organisation_id: int) -> None:
+IMPORT_BUSY = (
+    "Another import or rollback of your organisation is running; retry when it has finished."
+)
+
+
+def import_lock(organisation_id: int, *, wait: bool) -> None:
     """The organisation's import lock (commit and rollback): one at a time, so a batch's
-    pre-images are never another batch's half-written rows and rollbacks run in order."""
-    xact_lock(
-        LockSpace.IMPORT,
-        organisation_id,
-        busy_message="Another import or rollback of your organisation is running; retry when "
-        "it has finished.",
-    )
+    pre-images are never another batch's half-written rows and rollbacks run in order.
+    ``wait``: jobs and commands wait their turn; a web request is told at once (``BUSY``),
+    rather than held for the seconds another import may still take."""
+    if wait:
+        wait_without_limit()  # the rest of such a transaction may wait its turn too
+        xact_lock(LockSpace.IMPORT, organisation_id, busy_message=IMPORT_BUSY)
+    elif not try_xact_lock(LockSpace.IMPORT, organisation_id):
+        raise Busy(IMPORT_BUSY, reason="import_running", retry_after_seconds=5)

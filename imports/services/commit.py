@@ -36,14 +36,16 @@ def run_commit(
     source: Source,
     fmt: formats.ImportFormat,
     progress=None,
+    wait: bool = True,
 ) -> tuple[ImportBatch, dict]:
     """Stage, plan and apply in the caller's transaction; returns the batch and the answer.
-    ``progress(processed, total)`` hears of staged rows, then of applied chunks."""
+    ``progress(processed, total)`` hears of staged rows, then of applied chunks. ``wait``
+    for another import of the organisation to end (jobs, commands), else BUSY at once."""
     started = time.monotonic()
     parsing = parse_options(organisation, options)
     # One import or rollback at a time per organisation: two overlapping batches would each
     # record the other's rows as pre-images and neither could be rolled back exactly.
-    import_lock(organisation.pk)
+    import_lock(organisation.pk, wait=wait)
     with connection.cursor() as cursor:
         engine = ImportEngine(cursor, organisation=organisation, fmt=fmt, mode=options.mode)
         total_rows = source.upload.row_count if source.upload else 0
@@ -152,6 +154,7 @@ def import_commit(
                 source=source,
                 fmt=fmt,
                 progress=progress,
+                wait=trusted_operator,
             )
         answer = {
             **answer,

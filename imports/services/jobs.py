@@ -187,6 +187,7 @@ def _run_job_transaction(job: ImportJob, pulse: JobPulse) -> None:
                 batch_id=job.params["batch_id"],
                 allow_async=False,
                 progress=pulse,
+                wait=True,
             )
             batch_id = result["batchId"]
         else:

@@ -106,10 +106,12 @@ def import_rollback(
     batch_id: int,
     allow_async: bool = True,
     progress=None,
+    wait: bool = False,
 ) -> dict | ImportJob:
     """Delete the days the batch inserted, put back the values of the days it updated,
     remove its punches and the (now unused) employees it created. Large batches become a
-    job when ``allow_async``; the job calls this again without it."""
+    job when ``allow_async``; the job calls this again without it. ``wait`` for another
+    import of the organisation to end (jobs, the command), else BUSY at once (pages, API)."""
     batch = ImportBatch.objects.filter(organisation=organisation, pk=batch_id).first()
     if batch is None:
         raise NotFound("No such batch in your organisation.")
@@ -123,7 +125,7 @@ def import_rollback(
         if applied > settings.IMPORT_ASYNC_ROLLBACK_ROWS:
             return _queue_rollback(actor=actor, batch=batch, applied=applied)
     with transaction.atomic():
-        import_lock(organisation.pk)
+        import_lock(organisation.pk, wait=wait)
         batch = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         if batch.status == ImportBatch.Status.ROLLED_BACK:
             raise AlreadyRolledBack(details={"rolledBackAt": batch.rolled_back_at.isoformat()})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from attendance.models import AttendanceRecord
+from attendance.models import RECORD_VALUE_COLUMNS, AttendanceRecord
 from tests.support import data
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -32,25 +32,12 @@ def day_record(employee, day: str) -> AttendanceRecord:
 
 
 def record_snapshot(organisation) -> list[tuple]:
-    """Every column of the organisation's day records: what an exact rollback restores."""
+    """Every column of the organisation's day records (from the model's own fields, so a
+    column added later is covered too): what an exact rollback restores."""
     return list(
         AttendanceRecord.objects.filter(organisation=organisation)
         .order_by("employee_id", "work_date")
-        .values_list(
-            "id",
-            "employee_id",
-            "work_date",
-            "first_in",
-            "last_out",
-            "work_minutes",
-            "late_minutes",
-            "early_leave_minutes",
-            "status",
-            "source",
-            "batch_id",
-            "note",
-            "updated_at",
-        )
+        .values_list("id", "employee_id", "work_date", *RECORD_VALUE_COLUMNS)
     )
 
 

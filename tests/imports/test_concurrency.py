@@ -15,15 +15,17 @@ import time
 import zoneinfo
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, connections
 
 from attendance import services as attendance_services
 from attendance.models import AttendanceRecord, Punch
 from common.exceptions import Busy, as_application_error, render_application_error
+from common.locking import LockSpace, lock_key
 from imports import services
 from imports.models import ImportBatch, ImportItem, ImportJob
 from imports.staging import ImportEngine
-from tests.imports.conftest import record_snapshot
+from tests.imports.conftest import prepare, record_snapshot
+from tests.support import data, error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -359,3 +361,48 @@ def test_two_commit_async_with_one_key_at_once_make_one_job_both_get(organisatio
         assert jobs.count() == 1
         assert {answer.job.pk for answer in answers} == {jobs.get().pk}
         assert sorted(answer.idempotent for answer in answers) == [False, True]
+
+
+@contextlib.contextmanager
+def import_running(organisation):
+    """Another connection holds the organisation's import lock, as a running job does."""
+    holder = connections.create_connection("default")
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", lock_key(LockSpace.IMPORT, organisation.pk)
+            )
+            yield
+            cursor.execute("ROLLBACK")
+    finally:
+        holder.close()
+
+
+def test_a_web_commit_or_rollback_while_an_import_runs_is_busy_at_once(organisation, people, api):
+    client = api(people["importer"])
+    text = csv(f"{people['employee'].employee_no},E,{DAY},09:00,18:00,normal")
+    first = data(
+        client.post(
+            "/api/attendance/import/commit",
+            {"csvText": text, "commitToken": prepare(client)},
+            format="json",
+        )
+    )
+    with import_running(organisation):
+        started = time.monotonic()
+        response = client.post(
+            "/api/attendance/import/commit",
+            {"csvText": text, "commitToken": prepare(client)},
+            format="json",
+        )
+        body = error(response, 409, "BUSY")
+        assert body["details"]["retryAfterMs"] == 5000 and response["Retry-After"] == "5"
+        assert "Another import or rollback" in body["message"]
+        rollback = client.post(f"/api/attendance/import/rollback/{first['batchId']}")
+        error(rollback, 409, "BUSY")
+        # Told at once: no wait for the lock_timeout, let alone for the other import.
+        assert time.monotonic() - started < 2
+    assert ImportBatch.objects.count() == 1
+    # Once it has finished, the same requests go through.
+    data(client.post(f"/api/attendance/import/rollback/{first['batchId']}"))

@@ -17,7 +17,11 @@ class Command(BaseCommand):
             raise CommandError(f"No batch {batch}.")
         try:
             result = services.import_rollback(
-                actor=None, organisation=record.organisation, batch_id=batch, allow_async=False
+                actor=None,
+                organisation=record.organisation,
+                batch_id=batch,
+                allow_async=False,
+                wait=True,  # behind a running import: its turn comes
             )
         except ApplicationError as exc:
             raise CommandError(f"{exc.code}: {exc.message} {exc.details or ''}".strip()) from exc
