@@ -45,6 +45,8 @@ clean-data:
 	rm -rf .data
 
 ## make bench-import ROWS=500000: the import pipeline over HTTP vs psql \copy and
-## django-import-export, on a fresh database; prints JSON (BENCH_ARGS: e.g. --keep).
+## django-import-export; the main batch and a 10,000-row one meet an aged database (earlier
+## batches committed and rolled back, analysed before the batch under test); prints JSON
+## (BENCH_ARGS: e.g. --keep, --no-aged, --aged-batches 4, --database attendance_bench).
 bench-import: $(STAMP)
 	@$(BIN)/python -m benchmarks.import_bench --rows $(ROWS) $(BENCH_ARGS)

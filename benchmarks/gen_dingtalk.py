@@ -7,6 +7,11 @@ the second header row), then one row per employee and day; every cell is text. E
 time: a 500,000-row file never sits in memory.
 
     python -m benchmarks.gen_dingtalk ROWS OUT.csv [--days 90] [--seed 20260501]
+        [--end 2026-10-31] [--first-person 0]
+
+``--end`` and ``--first-person`` give files that share no day and no employee with the
+default one, so several of them can be imported side by side (the benchmark's aged
+database) without one batch touching another's days.
 
 The same generator also gives each row as the importer must read it (:func:`normalised`),
 for the benchmark's floor and django-import-export runs.
@@ -123,19 +128,24 @@ class Day:
     approval: str
 
 
-def layout(rows: int, days: int = DEFAULT_DAYS) -> tuple[int, list[dt.date]]:
-    """(employees, dates) for ``rows`` rows spread over ``days`` consecutive days."""
+def layout(
+    rows: int, days: int = DEFAULT_DAYS, end: dt.date = END_DATE
+) -> tuple[int, list[dt.date]]:
+    """(employees, dates) for ``rows`` rows spread over ``days`` consecutive days up to
+    ``end``."""
     if rows < 1 or days < 1:
         raise ValueError("rows and days must be positive")
     days = min(days, rows)
-    start = END_DATE - dt.timedelta(days=days - 1)
+    start = end - dt.timedelta(days=days - 1)
     return math.ceil(rows / days), [start + dt.timedelta(days=n) for n in range(days)]
 
 
-def people(count: int, seed: int = DEFAULT_SEED) -> list[Person]:
+def people(count: int, seed: int = DEFAULT_SEED, first: int = 0) -> list[Person]:
+    """``count`` people numbered from ``first``: numbers and UserIds follow from the index
+    alone, so files with disjoint index ranges never name the same person."""
     rng = random.Random(seed * 7 + 1)
     result = []
-    for index in range(count):
+    for index in range(first, first + count):
         # Mostly 8-digit numbers (24000013), some with leading zeros (00042), a few
         # without any (the UserId identifies them); UserIds are unique, some with a dash.
         if index % 50 == 7:
@@ -217,10 +227,17 @@ def _rest_day(person: Person, work_date: dt.date, rng: random.Random) -> Day:
     return day
 
 
-def iter_days(rows: int, *, days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED) -> Iterator[Day]:
+def iter_days(
+    rows: int,
+    *,
+    days: int = DEFAULT_DAYS,
+    seed: int = DEFAULT_SEED,
+    end: dt.date = END_DATE,
+    first_person: int = 0,
+) -> Iterator[Day]:
     """The file's data rows, date by date (as DingTalk lists them)."""
-    count, dates = layout(rows, days)
-    staff = people(count, seed)
+    count, dates = layout(rows, days, end)
+    staff = people(count, seed, first_person)
     rng = random.Random(seed)
     produced = 0
     for work_date in dates:
@@ -352,18 +369,29 @@ def normalised(day: Day, dates: _Dates) -> tuple:
 
 
 def iter_normalised(
-    rows: int, *, days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED
+    rows: int,
+    *,
+    days: int = DEFAULT_DAYS,
+    seed: int = DEFAULT_SEED,
+    end: dt.date = END_DATE,
+    first_person: int = 0,
 ) -> Iterator[tuple]:
     dates = _Dates()
-    for day in iter_days(rows, days=days, seed=seed):
+    for day in iter_days(rows, days=days, seed=seed, end=end, first_person=first_person):
         yield normalised(day, dates)
 
 
 def write_csv(
-    path: Path | str, rows: int, *, days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED
+    path: Path | str,
+    rows: int,
+    *,
+    days: int = DEFAULT_DAYS,
+    seed: int = DEFAULT_SEED,
+    end: dt.date = END_DATE,
+    first_person: int = 0,
 ) -> int:
     """Write the file; returns its size in bytes."""
-    _count, period = layout(rows, days)
+    _count, period = layout(rows, days, end)
     title = [""] * WIDTH
     title[0] = f"每日汇总 统计日期：{period[0].isoformat()} 至 {period[-1].isoformat()}"
     generated = [""] * WIDTH
@@ -372,7 +400,10 @@ def write_csv(
     with open(path, "w", encoding="utf-8-sig", newline="", buffering=1 << 20) as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerows((title, generated, HEADER, SUB_HEADER))
-        writer.writerows(cells(day, dates) for day in iter_days(rows, days=days, seed=seed))
+        writer.writerows(
+            cells(day, dates)
+            for day in iter_days(rows, days=days, seed=seed, end=end, first_person=first_person)
+        )
     return Path(path).stat().st_size
 
 
@@ -382,10 +413,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--end", type=dt.date.fromisoformat, default=END_DATE, help="the last work date"
+    )
+    parser.add_argument("--first-person", type=int, default=0, help="index of the first person")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    size = write_csv(args.out, args.rows, days=args.days, seed=args.seed)
-    employees, period = layout(args.rows, args.days)
+    size = write_csv(
+        args.out,
+        args.rows,
+        days=args.days,
+        seed=args.seed,
+        end=args.end,
+        first_person=args.first_person,
+    )
+    employees, period = layout(args.rows, args.days, args.end)
     print(
         f"{args.out}: {args.rows} rows, {employees} employees, {period[0]} – {period[-1]},"
         f" {size} bytes in {time.perf_counter() - started:.1f} s",

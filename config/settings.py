@@ -327,6 +327,16 @@ IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default="celery")
 IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = env.int(
     "IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES", default=1024 * 1024 * 1024
 )
+# The shared strings of a workbook are held in memory while its rows are read: bounded in
+# inflated bytes (checked before and while inflating) and in count; a real 500k-row DingTalk
+# export has about 12,000 of them in 0.3 MB.
+IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES = env.int(
+    "IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES", default=64 * 1024 * 1024
+)
+IMPORT_XLSX_MAX_SHARED_STRINGS = env.int("IMPORT_XLSX_MAX_SHARED_STRINGS", default=1_000_000)
+# Seconds a web request may spend opening a workbook and reading its rows once (upload,
+# preview, a sync commit); jobs and manage.py have no bound. Under gunicorn's 30 s timeout.
+IMPORT_XLSX_MAX_PARSE_SECONDS = env.float("IMPORT_XLSX_MAX_PARSE_SECONDS", default=20.0)
 
 # --- logging: JSON in production, a request id on every line ----------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

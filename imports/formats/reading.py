@@ -3,7 +3,8 @@
 :func:`open_table` looks at the file's bytes (never its name) and returns a :class:`Table`:
 
 - ``container="xlsx"``: an Office Open XML workbook, checked for zip bombs and XML entity
-  tricks before openpyxl opens it; the first worksheet is read.
+  tricks, then opened once within bounds on its shared strings and parse time
+  (:mod:`imports.formats.xlsx`); the first worksheet is read.
 - ``container="dat"``: tab-separated text whose first non-blank line looks like a ZKTeco
   device log line (``PIN<TAB>YYYY-MM-DD HH:MM:SS…``). Read without CSV quoting, because a
   device log has none and a stray ``"`` in a corrupted PIN must not swallow lines.
@@ -11,7 +12,8 @@
 
 Every cell comes out as ``str`` with surrounding whitespace stripped; internal newlines
 stay (DingTalk puts several punches in one cell). Rows are streamed: reading a file twice
-re-opens it, and memory does not grow with the file.
+re-opens it, and memory does not grow with the file. A workbook's shared strings are the
+exception: they are parsed once, when it is opened, and kept with the :class:`Table`.
 """
 
 from __future__ import annotations
@@ -19,21 +21,16 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
-import datetime as dt
 import io
 import re
-import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
-import openpyxl
-from django.conf import settings
-from openpyxl.utils.exceptions import InvalidFileException
-
 from imports.formats.base import EmptyFile, UnsupportedFormat
+from imports.formats.xlsx import FROM_SETTINGS, XlsxWorkbook, check_xlsx_archive, open_workbook
 
 CONTAINER_CSV = "csv"
 CONTAINER_DAT = "dat"
@@ -54,13 +51,6 @@ _DELIMITER_SAMPLE_LINES = 50
 _CANDIDATE_DELIMITERS = (",", "\t", ";")
 _DECODE_CHUNK_BYTES = 1024 * 1024
 
-XLSX_MAX_ENTRIES = 10_000
-# An entry inflating more than this many times over, past the size below, is a zip bomb:
-# real sheet XML compresses 10-30x, not hundreds.
-XLSX_MAX_COMPRESSION_RATIO = 200
-XLSX_RATIO_CHECK_MIN_BYTES = 10 * 1024 * 1024
-# A DOCTYPE must come before the root element, so the start of each part is enough.
-XLSX_XML_SCAN_BYTES = 4096
 # Rows of a workbook read once when it is opened; header detection scans 20 (+1).
 _XLSX_HEAD_ROWS = 32
 
@@ -81,13 +71,17 @@ class Table:
     # The first rows, kept: detection asks every format and each looks at the top.
     _head: list[tuple[int, list[str]]] = field(default_factory=list, init=False, repr=False)
     _head_complete: bool = field(default=False, init=False, repr=False)
+    # The opened workbook (its shared strings): every pass over the rows reuses it.
+    _workbook: XlsxWorkbook | None = field(default=None, init=False, repr=False)
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """``(row_number, cells)`` for every row, blank ones included. ``row_number`` is the
         1-based sheet row, or the 1-based CSV record (a record holding a quoted newline
         counts once, as it does when a spreadsheet opens the file)."""
         if self.container == CONTAINER_XLSX:
-            return _xlsx_rows(self.path)
+            if self._workbook is None:
+                self._workbook = open_workbook(self.path)
+            return self._workbook.rows()
         quoting = csv.QUOTE_NONE if self.container == CONTAINER_DAT else csv.QUOTE_MINIMAL
         return _text_rows(self.path, self.encoding, self.delimiter, quoting)
 
@@ -109,10 +103,14 @@ class Table:
         self._head = head
 
 
-def open_table(path: Path, *, filename: str = "") -> Table:
+def open_table(
+    path: Path, *, filename: str = "", max_parse_seconds: float | None = FROM_SETTINGS
+) -> Table:
     """Identify ``path``'s container and encoding from its bytes; raise
     :class:`UnsupportedFormat` for anything that is not a readable CSV, DAT or XLSX file and
-    :class:`EmptyFile` for a file with nothing in it."""
+    :class:`EmptyFile` for a file with nothing in it. For a workbook, ``max_parse_seconds``
+    overrides ``IMPORT_XLSX_MAX_PARSE_SECONDS``; ``None`` lifts the time bound, for readers
+    no client waits on (a worker, a command)."""
     path = Path(path)
     with path.open("rb") as stream:
         start = stream.read(_SNIFF_BYTES)
@@ -122,7 +120,7 @@ def open_table(path: Path, *, filename: str = "") -> Table:
     if start.startswith(_OLE_MAGIC) or filename.lower().endswith(".xls"):
         raise UnsupportedFormat(LEGACY_XLS_MESSAGE)
     if start.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
-        return _open_xlsx(path, filename)
+        return _open_xlsx(path, filename, max_parse_seconds)
     return _open_text(path, filename, start)
 
 
@@ -263,175 +261,22 @@ def _text_rows(
 
 # --- xlsx ---------------------------------------------------------------------------------
 
-# What openpyxl raises on a damaged or unexpected workbook (defusedxml's refusals are
-# ValueErrors; a malformed XML part is a SyntaxError subclass).
-_WORKBOOK_ERRORS = (
-    zipfile.BadZipFile,
-    KeyError,
-    ValueError,
-    TypeError,
-    IndexError,
-    AttributeError,
-    SyntaxError,
-    OSError,
-    InvalidFileException,
-)
 
-
-def _open_xlsx(path: Path, filename: str) -> Table:
+def _open_xlsx(path: Path, filename: str, max_parse_seconds) -> Table:
     check_xlsx_archive(path)
-    with path.open("rb") as stream:
-        workbook = _load_workbook(stream)
-        try:
-            if not workbook.worksheets:
-                raise UnsupportedFormat("The XLSX workbook holds no worksheet.")
-            sheet_name = workbook.worksheets[0].title
-        finally:
-            workbook.close()
-    table = Table(path=path, container=CONTAINER_XLSX, sheet_name=sheet_name, filename=filename)
-    # Opening a workbook parses all its shared strings, so the rows detection looks at are
-    # kept now rather than re-read by every format.
+    workbook = open_workbook(path, max_parse_seconds=max_parse_seconds)
+    table = Table(
+        path=path, container=CONTAINER_XLSX, sheet_name=workbook.sheet_name, filename=filename
+    )
+    table._workbook = workbook
+    # The rows detection looks at are kept now rather than re-read by every format.
     with contextlib.closing(table.rows()) as rows:
         table._remember_head(rows, _XLSX_HEAD_ROWS)
         if not any(any(cells) for _, cells in table._head) and not any(
             any(cells) for _, cells in rows
         ):
-            raise EmptyFile(f'The worksheet "{sheet_name}" is empty.')
+            raise EmptyFile(f'The worksheet "{workbook.sheet_name}" is empty.')
     return table
-
-
-def check_xlsx_archive(path: Path) -> None:
-    """Refuse, before any XML is parsed, a ZIP that is not a workbook, a zip bomb (too many
-    entries, too much inflated data, an entry that inflates absurdly) and XML parts that
-    declare a DOCTYPE or entities (billion laughs, external entities). defusedxml, which
-    openpyxl uses whenever it is installed, refuses entities too; this check is the cheap
-    first line and gives a clear message."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise UnsupportedFormat(
-            "The file starts like a ZIP archive (as XLSX workbooks do) but cannot be opened."
-        ) from error
-    with archive:
-        entries = archive.infolist()
-        names = {entry.filename for entry in entries}
-        if "xl/workbook.xml" not in names:
-            if "xl/workbook.bin" in names:
-                raise UnsupportedFormat(
-                    "Binary .xlsb workbooks are not read; save the sheet as XLSX or CSV and "
-                    "upload that."
-                )
-            raise UnsupportedFormat(
-                "The file is a ZIP archive but not an XLSX workbook (it has no "
-                "xl/workbook.xml); upload the XLSX or CSV export itself."
-            )
-        if len(entries) > XLSX_MAX_ENTRIES:
-            raise UnsupportedFormat(
-                f"The XLSX workbook holds {len(entries)} parts, more than the "
-                f"{XLSX_MAX_ENTRIES} a real export has; it is refused."
-            )
-        total_size = sum(entry.file_size for entry in entries)
-        limit = settings.IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES
-        if total_size > limit:
-            raise UnsupportedFormat(
-                f"The XLSX workbook would inflate to {total_size} bytes, more than the "
-                f"{limit} allowed; split it or export it as CSV."
-            )
-        for entry in entries:
-            if entry.file_size > XLSX_RATIO_CHECK_MIN_BYTES and entry.file_size > (
-                XLSX_MAX_COMPRESSION_RATIO * max(entry.compress_size, 1)
-            ):
-                raise UnsupportedFormat(
-                    f'The XLSX part "{entry.filename}" inflates {entry.file_size} bytes from '
-                    f"{entry.compress_size}, which only a zip bomb does; it is refused."
-                )
-        for entry in entries:
-            if entry.filename.endswith((".xml", ".rels", ".vml")):
-                try:
-                    with archive.open(entry) as part:
-                        start = part.read(XLSX_XML_SCAN_BYTES)
-                except (zipfile.BadZipFile, RuntimeError, OSError, ValueError) as error:
-                    raise UnsupportedFormat(
-                        f'The XLSX part "{entry.filename}" cannot be read; the workbook is damaged.'
-                    ) from error
-                if _declares_doctype(start):
-                    raise UnsupportedFormat(
-                        f'The XLSX part "{entry.filename}" declares a DOCTYPE or entities, '
-                        "which real exports never do; it is refused."
-                    )
-
-
-def _declares_doctype(start: bytes) -> bool:
-    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = start.decode("utf-16", errors="ignore")
-    else:
-        text = start.decode("utf-8", errors="ignore")
-    text = text.upper()
-    return "<!DOCTYPE" in text or "<!ENTITY" in text
-
-
-def _load_workbook(stream):
-    """openpyxl in streaming mode, cached values instead of formulas. Given the open file,
-    not its path: openpyxl refuses a path whose name does not end in .xlsx, and the
-    container was decided from the bytes."""
-    try:
-        return openpyxl.load_workbook(stream, read_only=True, data_only=True)
-    except _WORKBOOK_ERRORS as error:
-        # openpyxl's messages name the stored file's path: the client gets none of it.
-        raise UnsupportedFormat(
-            "The XLSX workbook cannot be read; it is damaged or was not saved by a "
-            "spreadsheet program."
-        ) from error
-
-
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    with path.open("rb") as stream:
-        yield from _workbook_rows(_load_workbook(stream))
-
-
-def _workbook_rows(workbook) -> Iterator[tuple[int, list[str]]]:
-    number = 0
-    try:
-        sheet = workbook.worksheets[0]
-        # The <dimension> a generator writes can be wrong (often just "A1"); trusting it
-        # would cut rows short. Without it every row is read to its last cell.
-        sheet.reset_dimensions()
-        for number, values in enumerate(sheet.iter_rows(values_only=True), 1):
-            yield number, [_cell_text(value) for value in values]
-    except _WORKBOOK_ERRORS as error:
-        raise UnsupportedFormat(
-            f"Row {number + 1} of the XLSX workbook cannot be read; the workbook is damaged."
-        ) from error
-    finally:
-        workbook.close()
-
-
-def _cell_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value.is_integer():
-            return str(int(value))
-        return f"{value:.15g}"
-    if isinstance(value, dt.datetime):
-        if value.second or value.microsecond:
-            return value.strftime("%Y-%m-%d %H:%M:%S")
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, dt.time):
-        return value.strftime("%H:%M:%S" if value.second else "%H:%M")
-    if isinstance(value, dt.timedelta):
-        minutes, seconds = divmod(int(value.total_seconds()), 60)
-        hours, minutes = divmod(minutes, 60)
-        return f"{hours}:{minutes:02d}:{seconds:02d}" if seconds else f"{hours}:{minutes:02d}"
-    return str(value).strip()
 
 
 # --- headers ------------------------------------------------------------------------------

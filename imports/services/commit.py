@@ -143,7 +143,7 @@ def import_commit(
                 return replayed(earlier)
         if not trusted_operator:
             commit_token_consume(actor=actor, organisation=organisation, token=commit_token)
-        with open_source(organisation, options) as source:
+        with open_source(organisation, options, unbounded=trusted_operator) as source:
             fmt = detect_format(source, options)
             if not trusted_operator:
                 check_sync_size(source_rows(source, fmt, parse_options(organisation, options)))

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from imports.formats.reading import Table, open_table
+from imports.formats.xlsx import FROM_SETTINGS
 from imports.models import ImportMode, ImportUpload
 from imports.services.errors import UploadExpired
 
@@ -47,6 +48,9 @@ class Source:
     upload: ImportUpload | None
     temporary: bool
     _table: Table | None = None
+    # A web request reads a workbook within IMPORT_XLSX_MAX_PARSE_SECONDS; a job or a
+    # command (None) takes the time it takes.
+    max_parse_seconds: object = FROM_SETTINGS
 
     @property
     def table(self) -> Table:
@@ -57,7 +61,9 @@ class Source:
                     "The uploaded file is no longer stored; upload it again.",
                     details={"fileId": str(self.upload.pk) if self.upload else None},
                 )
-            self._table = open_table(self.path, filename=self.filename)
+            self._table = open_table(
+                self.path, filename=self.filename, max_parse_seconds=self.max_parse_seconds
+            )
         return self._table
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from imports import formats
 from imports.filenames import clean_filename
 from imports.formats.base import EmptyFile, ImportFormat, ParseOptions, UnsupportedFormat
 from imports.formats.reading import open_table
+from imports.formats.xlsx import FROM_SETTINGS
 from imports.models import ImportJob, ImportUpload
 from imports.services.errors import UploadExpired, UploadTooLarge
 from imports.services.options import ImportOptions, Source
@@ -102,7 +103,12 @@ def parse_options(organisation: Organisation, options: ImportOptions) -> ParseOp
 
 @transaction.atomic
 def upload_create(
-    *, actor, organisation: Organisation, filename: str, chunks: Iterator[bytes]
+    *,
+    actor,
+    organisation: Organisation,
+    filename: str,
+    chunks: Iterator[bytes],
+    max_parse_seconds=FROM_SETTINGS,
 ) -> ImportUpload:
     """Store an upload privately, then read it once: container, encoding, format, rows."""
     # The client's name is shown and stored, never trusted: no NUL (PostgreSQL refuses it in
@@ -116,7 +122,7 @@ def upload_create(
     try:
         if size == 0:
             raise EmptyFile("The file is empty.")
-        table = open_table(path, filename=filename)
+        table = open_table(path, filename=filename, max_parse_seconds=max_parse_seconds)
         detected = stage_table = ""
         row_count = 0
         staged_on = None
@@ -261,8 +267,16 @@ def _drop_orphan_stage_tables() -> None:
 
 @contextlib.contextmanager
 def open_source(
-    organisation: Organisation, options: ImportOptions, *, job: ImportJob | None = None
+    organisation: Organisation,
+    options: ImportOptions,
+    *,
+    job: ImportJob | None = None,
+    unbounded: bool = False,
 ) -> Iterator[Source]:
+    """The file a preview or commit reads. A ``job`` may read its upload past its expiry;
+    a job or an ``unbounded`` caller (manage.py) reads a workbook without the web's time
+    bound."""
+    max_parse_seconds = None if (job is not None or unbounded) else FROM_SETTINGS
     if options.file_id:
         upload = upload_get(organisation=organisation, file_id=options.file_id, job=job)
         path = storage_dir() / upload.storage_name
@@ -272,6 +286,7 @@ def open_source(
             sha256=upload.sha256,
             upload=upload,
             temporary=False,
+            max_parse_seconds=max_parse_seconds,
         )
     elif options.csv_text is not None:
         text = options.csv_text.encode("utf-8")

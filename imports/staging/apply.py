@@ -96,17 +96,35 @@ SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated),
 
 
 # --- rollback: the apply undone, next to the apply ---------------------------------------
-# Every join goes from the batch's items to their records by primary key (``record_id``,
-# which the apply writes for inserted days too): the items index gives the batch's rows, and
-# each finds its day with one unique lookup, whatever the planner believes about the batch.
-# Joining on the records' batch column instead went quadratic on a database that had lived a
-# while (stale statistics: one row expected for the new batch, a nested loop over all of it).
+# Every statement finds the batch's days from its items (their (batch, row) index) and each
+# day by primary key (``record_id``, which the apply writes for inserted days too). Whether a
+# day is still the batch's is checked on each row in a form PostgreSQL cannot use to look
+# rows up (row-wise IS NOT DISTINCT FROM is no index condition): on a database that has lived
+# a while, the statistics do not know the new batch yet, and an indexable
+# ``a.batch_id = %(batch)s`` made the planner drive a nested loop from the records' batch
+# index (estimated 1 row, really all of them) around the items: quadratic, 30–60 s for ten
+# thousand days. The plans below stay linear whatever the statistics say.
 _BATCH_DAYS = """
     FROM imports_importitem i
     JOIN attendance_attendancerecord a ON a.id = i.record_id
     WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
 """
-_STILL_THE_BATCHS = "a.batch_id = %(batch)s AND a.updated_at = %(applied_at)s"
+_STILL_THE_BATCHS = "(a.batch_id, a.updated_at) IS NOT DISTINCT FROM (%(batch)s, %(applied_at)s)"
+ROLLBACK_DELETE_INSERTED_SQL = f"""
+    DELETE FROM attendance_attendancerecord a USING imports_importitem i
+    WHERE i.batch_id = %(batch)s AND i.action = 'inserted' AND a.id = i.record_id
+      AND {_STILL_THE_BATCHS}
+"""  # noqa: S608 - constants of this module only
+_RESTORE_PRE_IMAGE = ", ".join(
+    f"{column} = i.{prior}"
+    for column, prior in zip(RECORD_VALUE_COLUMNS, PRIOR_COLUMNS, strict=True)
+)
+ROLLBACK_RESTORE_UPDATED_SQL = f"""
+    UPDATE attendance_attendancerecord a SET {_RESTORE_PRE_IMAGE}
+    FROM imports_importitem i
+    WHERE i.batch_id = %(batch)s AND i.action = 'updated' AND a.id = i.record_id
+      AND {_STILL_THE_BATCHS}
+"""  # noqa: S608 - constants of this module only
 
 
 @dataclass
@@ -125,7 +143,7 @@ def rollback_survey(cursor, *, batch_id: int, applied_at: dt.datetime) -> Rollba
         SELECT count(*) FILTER (WHERE mine AND action = 'inserted'),
                count(*) FILTER (WHERE mine AND action = 'updated'),
                count(*) FILTER (WHERE NOT mine)
-        FROM (SELECT i.action, coalesce({_STILL_THE_BATCHS}, false) AS mine {_BATCH_DAYS}) days
+        FROM (SELECT i.action, {_STILL_THE_BATCHS} AS mine {_BATCH_DAYS}) days
         """,  # noqa: S608 - constants of this module only
         {"batch": batch_id, "applied_at": applied_at},
     )
@@ -141,7 +159,7 @@ def rollback_conflicts(cursor, *, batch_id: int, applied_at: dt.datetime, limit:
         JOIN attendance_attendancerecord a ON a.id = i.record_id
         JOIN attendance_employee e ON e.id = a.employee_id
         WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
-          AND NOT coalesce({_STILL_THE_BATCHS}, false)
+          AND NOT {_STILL_THE_BATCHS}
         ORDER BY i.row LIMIT %(limit)s
         """,  # noqa: S608 - constants of this module only
         {"batch": batch_id, "applied_at": applied_at, "limit": limit},
@@ -150,32 +168,13 @@ def rollback_conflicts(cursor, *, batch_id: int, applied_at: dt.datetime, limit:
 
 
 def rollback_delete_inserted(cursor, *, batch_id: int, applied_at: dt.datetime) -> int:
-    cursor.execute(
-        f"""
-        DELETE FROM attendance_attendancerecord a USING imports_importitem i
-        WHERE i.batch_id = %(batch)s AND i.action = 'inserted' AND a.id = i.record_id
-          AND {_STILL_THE_BATCHS}
-        """,  # noqa: S608 - constants of this module only
-        {"batch": batch_id, "applied_at": applied_at},
-    )
+    cursor.execute(ROLLBACK_DELETE_INSERTED_SQL, {"batch": batch_id, "applied_at": applied_at})
     return cursor.rowcount
 
 
 def rollback_restore_updated(cursor, *, batch_id: int, applied_at: dt.datetime) -> int:
     """Every value column back to its pre-image, ``updated_at`` included."""
-    assignments = ", ".join(
-        f"{column} = i.{prior}"
-        for column, prior in zip(RECORD_VALUE_COLUMNS, PRIOR_COLUMNS, strict=True)
-    )
-    cursor.execute(
-        f"""
-        UPDATE attendance_attendancerecord a SET {assignments}
-        FROM imports_importitem i
-        WHERE i.batch_id = %(batch)s AND i.action = 'updated' AND a.id = i.record_id
-          AND {_STILL_THE_BATCHS}
-        """,  # noqa: S608 - constants of this module only
-        {"batch": batch_id, "applied_at": applied_at},
-    )
+    cursor.execute(ROLLBACK_RESTORE_UPDATED_SQL, {"batch": batch_id, "applied_at": applied_at})
     return cursor.rowcount
 
 

@@ -19,8 +19,9 @@ import openpyxl
 import openpyxl.xml
 import pytest
 
+from imports import formats
 from imports.formats import reading, xlsx
-from imports.formats.base import EmptyFile, UnsupportedFormat
+from imports.formats.base import EmptyFile, ParseOptions, UnsupportedFormat
 from imports.formats.reading import find_header, open_table
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -496,7 +497,7 @@ def shared_strings_workbook(
 ) -> Path:
     """A workbook whose sheet refers to a shared strings part, as Excel and DingTalk write
     them (openpyxl itself writes inline strings). ``strings`` may be any iterable of
-    ``<si>`` elements: the part is streamed into the archive."""
+    ``<si>`` elements (or runs of them): the part is streamed into the archive."""
     strings = SAMPLE_STRINGS if strings is None else strings
     override = f'<Override PartName="/{part}" ContentType="{SHARED_STRINGS_TYPE}"/></Types>'
     sheet = f'<worksheet xmlns="{MAIN_NS}"><sheetData>{sheet_data}</sheetData></worksheet>'
@@ -544,17 +545,15 @@ def test_fixture_workbooks_read_exactly_as_openpyxl_reads_them(name):
 
 
 def test_an_upload_opens_its_workbook_once(monkeypatch):
-    """What an upload does: open, detect (the head), parse (every row), then read again."""
-    from imports import formats
-    from imports.formats.base import ParseOptions
-
+    """What an upload does: open, detect (the head), parse (every row); then a second
+    parse, as a preview after the upload does."""
     opened = []
-    monkeypatch.setattr(
-        reading,
-        "open_workbook",
-        lambda path, **kw: opened.append(path) or open_workbook(path, **kw),
-    )
-    open_workbook = xlsx.open_workbook
+
+    def counted_open(path, **options):
+        opened.append(path)
+        return xlsx.open_workbook(path, **options)
+
+    monkeypatch.setattr(reading, "open_workbook", counted_open)
     table = open_table(FIXTURES / "dingtalk_daily.xlsx")
     fmt = formats.detect_format(table)
     options = ParseOptions(time_zone=dt.timezone(dt.timedelta(hours=8)), today=dt.date(2026, 12, 1))

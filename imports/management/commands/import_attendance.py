@@ -96,7 +96,11 @@ class Command(BaseCommand):
 
     def _upload(self, path: Path, organisation: Organisation):
         upload = services.upload_create(
-            actor=None, organisation=organisation, filename=path.name, chunks=_chunks(path)
+            actor=None,
+            organisation=organisation,
+            filename=path.name,
+            chunks=_chunks(path),
+            max_parse_seconds=None,  # shell access: a big workbook takes the time it takes
         )
         self.stderr.write(
             f"{path.name}: {upload.row_count} rows, format {upload.format or '?'}, "
