@@ -309,6 +309,16 @@ def _lock_request(request_id: int, organisation_id: int) -> AdjustmentRequest:
     return request
 
 
+def _pending_request_to_decide(actor, request: AdjustmentRequest) -> AdjustmentRequest:
+    """The request, locked, once the actor may decide it and it is still pending."""
+    request = _lock_request(request.pk, request.organisation_id)
+    if not can_decide(actor, request):
+        raise Forbidden("Only the employee's approver or an admin can decide this request.")
+    if request.state != RequestState.PENDING:
+        raise RequestStateConflict(f"The request is {request.state}, not pending.")
+    return request
+
+
 def _corrected_values(request: AdjustmentRequest, record: AttendanceRecord | None) -> dict:
     """The day as the approved request makes it: the asked times over the day's own."""
     first_in = request.requested_first_in or (record.first_in if record else None)
@@ -333,11 +343,7 @@ def _corrected_values(request: AdjustmentRequest, record: AttendanceRecord | Non
 def adjustment_request_approve(
     *, actor, request: AdjustmentRequest, comment: str = ""
 ) -> AdjustmentRequest:
-    request = _lock_request(request.pk, request.organisation_id)
-    if not can_decide(actor, request):
-        raise Forbidden("Only the employee's approver or an admin can decide this request.")
-    if request.state != RequestState.PENDING:
-        raise RequestStateConflict(f"The request is {request.state}, not pending.")
+    request = _pending_request_to_decide(actor, request)
 
     record = _day_for_update(request.employee, request.work_date)
     created = None
@@ -381,11 +387,7 @@ def adjustment_request_approve(
 def adjustment_request_reject(
     *, actor, request: AdjustmentRequest, comment: str = ""
 ) -> AdjustmentRequest:
-    request = _lock_request(request.pk, request.organisation_id)
-    if not can_decide(actor, request):
-        raise Forbidden("Only the employee's approver or an admin can decide this request.")
-    if request.state != RequestState.PENDING:
-        raise RequestStateConflict(f"The request is {request.state}, not pending.")
+    request = _pending_request_to_decide(actor, request)
     request.state = RequestState.REJECTED
     request.decided_by = actor
     request.decided_at = timezone.now()

@@ -227,6 +227,7 @@ def batch_detail(request, batch_id: int):
             # Later batches that replaced days of this one: rollback would be refused.
             "blockers": [] if rollback_job else selectors.rollback_blockers(batch=batch),
             "created_employees": len(batch.created_employee_ids or []),
+            "changed_during_import": (batch.stats or {}).get("changedDuringImport", 0),
             "mode_label": dict(ImportMode.choices).get(batch.mode, batch.mode),
             "elapsed": _elapsed(batch.elapsed_ms),
             "tabs": tabs,

@@ -18,7 +18,12 @@ from common.csv_export import streaming_csv_response
 from common.pagination import PageNumberPagination
 
 STATE_CONFLICT = OpenApiResponse(
-    description="REQUEST_STATE_CONFLICT: the request is not pending (or a pending one exists)"
+    description="REQUEST_STATE_CONFLICT: the request is not pending (or a pending one exists); "
+    "BUSY: the day was locked by a running import or another writer (retry after Retry-After)"
+)
+BUSY = OpenApiResponse(
+    description="BUSY: the day was locked by a running import or another writer longer than "
+    "DB_LOCK_TIMEOUT; nothing was written, retry after Retry-After"
 )
 
 RECORD_FILTERS = [
@@ -44,7 +49,7 @@ class PunchView(APIView):
     @extend_schema(
         operation_id="attendance_punch",
         request=s.PunchInputSerializer,
-        responses={201: s.PunchResultSerializer, 200: s.PunchResultSerializer},
+        responses={201: s.PunchResultSerializer, 200: s.PunchResultSerializer, 409: BUSY},
     )
     def post(self, request):
         ratelimit.enforce(request, group="attendance.punch", rate=settings.RATELIMIT_PUNCH)

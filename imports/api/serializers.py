@@ -114,6 +114,10 @@ class CommitSerializer(serializers.Serializer):
     idempotent = serializers.BooleanField()
     stats = StatsSerializer()
     rowCount = serializers.IntegerField()
+    changedDuringImport = serializers.IntegerField(
+        help_text="Days left alone because they changed after the plan (counted in skip; "
+        "their rows have code CHANGED_DURING_IMPORT)."
+    )
     elapsedMs = serializers.IntegerField()
     items = PreviewItemSerializer(many=True, required=False)
 
@@ -151,10 +155,15 @@ class BatchSerializer(serializers.Serializer):
     status = serializers.CharField()
     rowCount = serializers.IntegerField(source="row_count")
     stats = StatsSerializer()
+    changedDuringImport = serializers.SerializerMethodField()
     elapsedMs = serializers.IntegerField(source="elapsed_ms")
     createdAt = serializers.DateTimeField(source="created_at")
     createdBy = serializers.CharField(source="created_by.username", default=None)
     createdEmployees = serializers.SerializerMethodField()
+
+    def get_changedDuringImport(self, batch) -> int:
+        return (batch.stats or {}).get("changedDuringImport", 0)
+
     rolledBackAt = serializers.DateTimeField(source="rolled_back_at", allow_null=True)
     rolledBackBy = serializers.CharField(source="rolled_back_by.username", default=None)
     rollback = serializers.JSONField(source="rollback_stats")

@@ -22,7 +22,10 @@ from imports.models import ImportJob
 TOKEN_ERRORS = {
     400: OpenApiResponse(description="COMMIT_TOKEN_REQUIRED, IMPORT_TOO_LARGE_FOR_SYNC, …"),
     403: OpenApiResponse(description="COMMIT_TOKEN_INVALID, FORBIDDEN"),
-    409: OpenApiResponse(description="IDEMPOTENCY_KEY_CONFLICT or IMPORT_IN_PROGRESS"),
+    409: OpenApiResponse(
+        description="IDEMPOTENCY_KEY_CONFLICT, IMPORT_IN_PROGRESS, or BUSY (another import or "
+        "rollback of the organisation is running: retry after Retry-After)"
+    ),
     410: OpenApiResponse(description="UPLOAD_EXPIRED"),
     415: OpenApiResponse(description="UNSUPPORTED_FORMAT"),
 }
@@ -331,7 +334,11 @@ class RollbackView(ImportView):
         responses={
             200: s.RollbackSerializer,
             202: s.JobEnvelopeSerializer,
-            409: OpenApiResponse(description="ROLLBACK_CONFLICT or ALREADY_ROLLED_BACK"),
+            409: OpenApiResponse(
+                description="ROLLBACK_CONFLICT (details.laterBatches: roll those back first; "
+                "details.conflicts: the days changed later), ALREADY_ROLLED_BACK, or BUSY "
+                "(another import or rollback is running)"
+            ),
         },
     )
     def post(self, request, batch_id):

@@ -1,8 +1,8 @@
 """The SQL that writes days: a plan's apply, chunk by chunk, and its exact undoing.
 
 Both sides are kept together on purpose: what rollback restores is exactly what the apply
-recorded (the ``prior_*`` pre-image of every day it replaced, the ``record_id`` of every day
-it inserted), and both re-check the row they touch instead of trusting an earlier read.
+recorded (the ``prior_*`` pre-image of every day it replaced, the days it inserted), and both
+re-check the row they touch instead of trusting an earlier read.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ _STILL_AS_PLANNED = (
     + ", ".join(f"p.{prior}" for prior in PRIOR_COLUMNS)
     + ")"
 )
-# One chunk of the plan, in one statement: new days are inserted only where no day exists by
-# then (ON CONFLICT DO NOTHING also waits for a punch inserting that day right now), known days
-# are updated only while every value is still the one the plan saw (a concurrent change makes
-# PostgreSQL re-check the condition on the new row), and the items record what was written.
-APPLY_CHUNK_SQL = f"""
-WITH inserted AS (
+# One chunk of the plan is three statements. New days are inserted only where no day exists
+# by then (ON CONFLICT DO NOTHING also waits for a punch inserting that day right now); known
+# days are updated only while every value is still the one the plan saw (a concurrent change
+# makes PostgreSQL re-check the condition on the newest row). Their row counts tell whether
+# the chunk wrote all it planned; the items then say what each row did.
+APPLY_INSERT_SQL = f"""
     INSERT INTO attendance_attendancerecord
         (organisation_id, employee_id, work_date, {_RECORD_WRITE_COLUMNS})
     SELECT %(org)s, employee_id, work_date, first_in, last_out, work_minutes, late_minutes,
@@ -45,8 +45,8 @@ WITH inserted AS (
     FROM import_plan
     WHERE action = 'inserted' AND row_no >= %(low)s AND row_no < %(high)s
     ON CONFLICT (employee_id, work_date) DO NOTHING
-    RETURNING id, employee_id, work_date
-), updated AS (
+"""  # noqa: S608 - constants of this module only
+APPLY_UPDATE_SQL = f"""
     UPDATE attendance_attendancerecord a SET
         first_in = p.first_in, last_out = p.last_out, work_minutes = p.work_minutes,
         late_minutes = p.late_minutes, early_leave_minutes = p.early_minutes,
@@ -55,64 +55,68 @@ WITH inserted AS (
     FROM import_plan p
     WHERE p.action = 'updated' AND p.row_no >= %(low)s AND p.row_no < %(high)s
       AND a.id = p.record_id AND {_STILL_AS_PLANNED}
-    RETURNING a.id, a.employee_id, a.work_date
-), written AS (
-    SELECT * FROM inserted UNION ALL SELECT * FROM updated
-), items AS (
+"""  # noqa: S608 - constants of this module only
+
+
+def _items_sql(*, all_written: bool) -> str:
+    """The chunk's items. When the chunk wrote every day it planned (the rule), each row did
+    what the plan says. Otherwise the rows whose day is not now this batch's write (its
+    batch and its transaction time) lost it to a concurrent writer: skipped, with
+    ``CHANGED_DURING_IMPORT``, and no pre-image, since the batch replaced nothing there."""
+    if all_written:
+        outcome = "SELECT p.*, false AS lost FROM import_plan p"
+    else:
+        outcome = (
+            "SELECT p.*, p.action IN ('inserted', 'updated') AND a.id IS NULL AS lost"
+            " FROM import_plan p LEFT JOIN attendance_attendancerecord a"
+            " ON a.employee_id = p.employee_id AND a.work_date = p.work_date"
+            " AND a.batch_id = %(batch)s AND a.updated_at = %(now)s"
+        )
+    pre_image = ", ".join(
+        f"CASE WHEN action = 'updated' AND NOT lost THEN {prior}"
+        + (" ELSE '' END" if prior in ("prior_status", "prior_source", "prior_note") else " END")
+        for prior in PRIOR_COLUMNS
+    )
+    return f"""
     INSERT INTO imports_importitem
         (batch_id, "row", action, code, "column", message, employee_ref, employee_id,
          work_date, record_id, first_in, last_out, status, {", ".join(PRIOR_COLUMNS)})
-    SELECT %(batch)s, p.row_no,
-           CASE WHEN lost THEN 'skipped' ELSE p.action END,
+    SELECT %(batch)s, row_no,
+           CASE WHEN lost THEN 'skipped' ELSE action END,
            CASE WHEN lost THEN '{CHANGED_DURING_IMPORT}' ELSE '' END, '',
-           CASE WHEN lost THEN 'The day ' || p.work_date::text || ' changed while the import'
+           CASE WHEN lost THEN 'The day ' || work_date::text || ' changed while the import'
                 || ' ran (a punch, a correction or an edit); the import left it as it was.'
                 ELSE '' END,
-           '', p.employee_id, p.work_date, coalesce(w.id, p.record_id), p.first_in, p.last_out,
-           p.status,
-           {
-    ", ".join(
-        f"CASE WHEN p.action = 'updated' AND NOT lost THEN p.{prior} END"
-        if prior not in ("prior_status", "prior_source", "prior_note")
-        else f"CASE WHEN p.action = 'updated' AND NOT lost THEN p.{prior} ELSE '' END"
-        for prior in PRIOR_COLUMNS
-    )
-}
-    FROM import_plan p
-    LEFT JOIN written w ON w.employee_id = p.employee_id AND w.work_date = p.work_date
-    CROSS JOIN LATERAL (
-        SELECT p.action IN ('inserted', 'updated') AND w.id IS NULL AS lost
-    ) outcome
+           '', employee_id, work_date, record_id, first_in, last_out, status, {pre_image}
+    FROM ({outcome}) p
     WHERE p.row_no >= %(low)s AND p.row_no < %(high)s
       AND p.action NOT IN ('invalid', 'duplicate', 'skipped')
-    RETURNING action, code
-)
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated),
-       (SELECT count(*) FROM import_plan WHERE action = 'inserted'
-          AND row_no >= %(low)s AND row_no < %(high)s) - (SELECT count(*) FROM inserted),
-       (SELECT count(*) FROM import_plan WHERE action = 'updated'
-          AND row_no >= %(low)s AND row_no < %(high)s) - (SELECT count(*) FROM updated)
-"""  # noqa: S608 - constants of this module only
+    """  # noqa: S608 - constants of this module only
+
+
+APPLY_ITEMS_SQL = _items_sql(all_written=True)
+APPLY_ITEMS_WITH_LOSSES_SQL = _items_sql(all_written=False)
 
 
 # --- rollback: the apply undone, next to the apply ---------------------------------------
 # Every statement finds the batch's days from its items (their (batch, row) index) and each
-# day by primary key (``record_id``, which the apply writes for inserted days too). Whether a
-# day is still the batch's is checked on each row in a form PostgreSQL cannot use to look
-# rows up (row-wise IS NOT DISTINCT FROM is no index condition): on a database that has lived
-# a while, the statistics do not know the new batch yet, and an indexable
-# ``a.batch_id = %(batch)s`` made the planner drive a nested loop from the records' batch
-# index (estimated 1 row, really all of them) around the items: quadratic, 30–60 s for ten
-# thousand days. The plans below stay linear whatever the statistics say.
+# day by its unique (employee, work date). Whether a day is still the batch's is checked on
+# each row in a form PostgreSQL cannot use to look rows up (row-wise IS NOT DISTINCT FROM is
+# no index condition): on a database that has lived a while, the statistics do not know the
+# new batch yet, and an indexable ``a.batch_id = %(batch)s`` made the planner drive a nested
+# loop from the records' batch index (estimated 1 row, really all of them) around the items:
+# quadratic, 27–60 s for ten thousand days. These plans stay linear whatever the statistics.
 _BATCH_DAYS = """
     FROM imports_importitem i
-    JOIN attendance_attendancerecord a ON a.id = i.record_id
+    JOIN attendance_attendancerecord a
+      ON a.employee_id = i.employee_id AND a.work_date = i.work_date
     WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
 """
 _STILL_THE_BATCHS = "(a.batch_id, a.updated_at) IS NOT DISTINCT FROM (%(batch)s, %(applied_at)s)"
 ROLLBACK_DELETE_INSERTED_SQL = f"""
     DELETE FROM attendance_attendancerecord a USING imports_importitem i
-    WHERE i.batch_id = %(batch)s AND i.action = 'inserted' AND a.id = i.record_id
+    WHERE i.batch_id = %(batch)s AND i.action = 'inserted'
+      AND a.employee_id = i.employee_id AND a.work_date = i.work_date
       AND {_STILL_THE_BATCHS}
 """  # noqa: S608 - constants of this module only
 _RESTORE_PRE_IMAGE = ", ".join(
@@ -122,7 +126,8 @@ _RESTORE_PRE_IMAGE = ", ".join(
 ROLLBACK_RESTORE_UPDATED_SQL = f"""
     UPDATE attendance_attendancerecord a SET {_RESTORE_PRE_IMAGE}
     FROM imports_importitem i
-    WHERE i.batch_id = %(batch)s AND i.action = 'updated' AND a.id = i.record_id
+    WHERE i.batch_id = %(batch)s AND i.action = 'updated'
+      AND a.employee_id = i.employee_id AND a.work_date = i.work_date
       AND {_STILL_THE_BATCHS}
 """  # noqa: S608 - constants of this module only
 
@@ -156,7 +161,8 @@ def rollback_conflicts(cursor, *, batch_id: int, applied_at: dt.datetime, limit:
         f"""
         SELECT i.work_date, e.employee_no, a.source, a.batch_id
         FROM imports_importitem i
-        JOIN attendance_attendancerecord a ON a.id = i.record_id
+        JOIN attendance_attendancerecord a
+          ON a.employee_id = i.employee_id AND a.work_date = i.work_date
         JOIN attendance_employee e ON e.id = a.employee_id
         WHERE i.batch_id = %(batch)s AND i.action IN ('inserted', 'updated')
           AND NOT {_STILL_THE_BATCHS}

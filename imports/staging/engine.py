@@ -34,7 +34,13 @@ from attendance.schedule import judge_day
 from common.csv_export import neutralised_sql
 from imports.formats.base import ImportFormat, ParseOptions
 from imports.models import ImportMode
-from imports.staging.apply import APPLY_CHUNK_SQL, PRIOR_SELECT
+from imports.staging.apply import (
+    APPLY_INSERT_SQL,
+    APPLY_ITEMS_SQL,
+    APPLY_ITEMS_WITH_LOSSES_SQL,
+    APPLY_UPDATE_SQL,
+    PRIOR_SELECT,
+)
 from imports.staging.stage import (
     TEMP_STAGE,
     checked_stage_name,
@@ -516,18 +522,37 @@ class ImportEngine:
         recorded as inserted or updated, so rollback cannot undo what the batch did not do.
         """
         params = {"org": self.organisation.pk, "batch": batch_id, "now": applied_at}
+        chunk = max(1, settings.IMPORT_CHUNK_ROWS)
+        # What each chunk plans to write, counted once: a chunk that writes less lost days to
+        # a concurrent writer.
+        self.cursor.execute(
+            "SELECT row_no / %(chunk)s, count(*) FILTER (WHERE action = 'inserted'),"
+            " count(*) FILTER (WHERE action = 'updated') FROM import_plan GROUP BY 1",
+            {"chunk": chunk},
+        )
+        planned = {number: (inserts, updates) for number, inserts, updates in self.cursor}
         self.cursor.execute("SELECT coalesce(max(row_no), 0) FROM import_plan")
         last_row = self.cursor.fetchone()[0]
-        chunk = max(1, settings.IMPORT_CHUNK_ROWS)
         total = self.result.day_rows
         done = changed_inserts = changed_updates = 0
         start = 0
         while start <= last_row:
-            self.cursor.execute(APPLY_CHUNK_SQL, {**params, "low": start, "high": start + chunk})
-            inserted, updated, lost_inserts, lost_updates = self.cursor.fetchone()
+            bounds = {**params, "low": start, "high": start + chunk}
+            planned_inserts, planned_updates = planned.get(start // chunk, (0, 0))
+            inserted = updated = 0
+            if planned_inserts:
+                self.cursor.execute(APPLY_INSERT_SQL, bounds)
+                inserted = self.cursor.rowcount
+            if planned_updates:
+                self.cursor.execute(APPLY_UPDATE_SQL, bounds)
+                updated = self.cursor.rowcount
+            all_written = (inserted, updated) == (planned_inserts, planned_updates)
+            self.cursor.execute(
+                APPLY_ITEMS_SQL if all_written else APPLY_ITEMS_WITH_LOSSES_SQL, bounds
+            )
             done += inserted + updated
-            changed_inserts += lost_inserts
-            changed_updates += lost_updates
+            changed_inserts += planned_inserts - inserted
+            changed_updates += planned_updates - updated
             start += chunk
             if progress is not None:
                 progress(min(done, total), total)

@@ -1,7 +1,7 @@
 """Rollback at any age: on a database whose statistics were gathered before the batch was
 committed (as autovacuum leaves it), the rollback's statements must still find the batch's
-days through its items and each day by primary key, never drive a loop from the records'
-batch index, which the planner believes returns one row."""
+days through its items and each day by its unique (employee, date), never drive a loop from
+the records' batch index, which the planner believes returns one row."""
 
 from __future__ import annotations
 
@@ -62,12 +62,12 @@ def aged(organisation):
                 cursor.execute(f"ALTER TABLE {table} RESET (autovacuum_enabled)")
 
 
-def test_rollback_finds_days_by_primary_key_whatever_the_statistics_say(aged, organisation):
+def test_rollback_finds_each_day_by_its_key_whatever_the_statistics_say(aged, organisation):
     params = {"batch": aged.pk, "applied_at": aged.applied_at}
     assert aged.stats["insert"] == 2000
     for sql in (apply.ROLLBACK_DELETE_INSERTED_SQL, apply.ROLLBACK_RESTORE_UPDATED_SQL):
         plan = _plan(sql, params)
-        assert "attendance_attendancerecord_pkey" in plan
+        assert "record_employee_day" in plan  # each day by its unique (employee, date)
         assert "attendance_attendancerecord_batch_id" not in plan
     # The same statement with an indexable batch condition, as it was: on these statistics
     # the planner takes the records' batch index, the plan that went quadratic.

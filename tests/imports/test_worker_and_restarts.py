@@ -73,6 +73,25 @@ def _job() -> ImportJob:
     return ImportJob.objects.get()
 
 
+def _queue_big_commit(organisation, user, key: str | None = None):
+    """ROWS rows uploaded and queued as one commit job (creating their employees)."""
+    upload = services.upload_create(
+        actor=user,
+        organisation=organisation,
+        filename="big.csv",
+        chunks=iter([_standard_csv(ROWS)]),
+    )
+    queued = services.import_commit_async(
+        actor=user,
+        organisation=organisation,
+        options=services.ImportOptions(
+            file_id=upload.pk, create_missing_employees=True, idempotency_key=key
+        ),
+        commit_token=services.commit_token_issue(actor=user, organisation=organisation)[0],
+    )
+    return upload, queued
+
+
 @pytest.mark.integration
 @pytest.mark.xdist_group("celery-worker")
 def test_a_worker_killed_mid_commit_is_replaced_and_the_job_completes_exactly_once(
@@ -86,20 +105,7 @@ def test_a_worker_killed_mid_commit_is_replaced_and_the_job_completes_exactly_on
             run_import_job.apply_async(args=[str(job.pk)], queue=queue, connection=broker)
 
     monkeypatch.setattr(jobs_service, "enqueue_job", publish_to_redis)
-    upload = services.upload_create(
-        actor=people["importer"].user,
-        organisation=organisation,
-        filename="big.csv",
-        chunks=iter([_standard_csv(ROWS)]),
-    )
-    services.import_commit_async(
-        actor=people["importer"].user,
-        organisation=organisation,
-        options=services.ImportOptions(file_id=upload.pk, create_missing_employees=True),
-        commit_token=services.commit_token_issue(
-            actor=people["importer"].user, organisation=organisation
-        )[0],
-    )
+    _queue_big_commit(organisation, people["importer"].user)
     # Small chunks with a pause between them: the commit is certainly mid-way when killed.
     first = _worker(
         queue,
@@ -253,22 +259,7 @@ def test_the_whole_worker_killed_on_the_filesystem_broker_is_noticed_and_the_job
             run_import_job.apply_async(args=[str(job.pk)], queue=queue, connection=connection_)
 
     monkeypatch.setattr(jobs_service, "enqueue_job", publish_to_folder)
-    upload = services.upload_create(
-        actor=people["importer"].user,
-        organisation=organisation,
-        filename="big.csv",
-        chunks=iter([_standard_csv(ROWS)]),
-    )
-    queued = services.import_commit_async(
-        actor=people["importer"].user,
-        organisation=organisation,
-        options=services.ImportOptions(
-            file_id=upload.pk, create_missing_employees=True, idempotency_key="fs-kill"
-        ),
-        commit_token=services.commit_token_issue(
-            actor=people["importer"].user, organisation=organisation
-        )[0],
-    )
+    upload, queued = _queue_big_commit(organisation, people["importer"].user, key="fs-kill")
     stack = {
         "ATTENDANCE_DATA_DIR": str(data_dir),
         "CELERY_BROKER_URL": "",
@@ -343,20 +334,7 @@ def test_a_database_outage_longer_than_the_tasks_retries_is_outlived(
         "enqueue_job",
         lambda job: _publish_to_redis(job, queue),
     )
-    upload = services.upload_create(
-        actor=people["importer"].user,
-        organisation=organisation,
-        filename="big.csv",
-        chunks=iter([_standard_csv(ROWS)]),
-    )
-    services.import_commit_async(
-        actor=people["importer"].user,
-        organisation=organisation,
-        options=services.ImportOptions(file_id=upload.pk, create_missing_employees=True),
-        commit_token=services.commit_token_issue(
-            actor=people["importer"].user, organisation=organisation
-        )[0],
-    )
+    _queue_big_commit(organisation, people["importer"].user)
     proxy = DatabaseProxy()
     log = tmp_path / "worker.log"
     (tmp_path / "data").mkdir()
