@@ -31,7 +31,7 @@ def run_import_job(self, job_id: str) -> str:
     except Exception:
         services.import_job_fail(job_id=job_id, message="The job failed unexpectedly.")
         raise
-    return job.status
+    return job.status if job is not None else "missing"
 
 
 @shared_task(name="imports.tasks.reap_import_jobs")

@@ -131,14 +131,19 @@ class JobPulse:
             self._close()
 
 
-def import_job_run(*, job_id) -> ImportJob:
+def import_job_run(*, job_id) -> ImportJob | None:
     """The worker's body, idempotent by job: a job that ended (succeeded, failed, cancelled)
     is not run again, and a second delivery of a job another worker is running backs off.
 
     The claim is a session lock, so the attempt it counts is committed before the work's
     transaction begins (a killed worker's attempt still counts) and the lock ends with the
     worker's connection, however the worker ends."""
-    job = ImportJob.objects.select_related("organisation", "created_by").get(pk=job_id)
+    job = ImportJob.objects.select_related("organisation", "created_by").filter(pk=job_id).first()
+    if job is None:
+        # A message for no job of this database (another database's, such as a test run's
+        # left in a shared broker folder): nothing to run, and nothing to retry.
+        logger.warning("No import job %s in this database; its message is dropped", job_id)
+        return None
     if job.status not in ACTIVE:
         return job
     if not try_session_lock(LockSpace.IMPORT_JOB, str(job.pk)):

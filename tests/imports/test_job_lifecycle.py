@@ -187,3 +187,8 @@ def test_the_reaper_leaves_a_stale_job_whose_lock_is_held(queued_job, sent, reap
         release.set()
         holder.join(30)
     assert reap() == {"requeued": 1, "failed": 0}
+
+
+def test_a_message_for_no_job_of_this_database_is_dropped_quietly(db):
+    """A test run's messages left in the developer's broker folder, read by make run."""
+    assert services.import_job_run(job_id="00000000-0000-0000-0000-000000000000") is None
