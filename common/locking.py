@@ -83,15 +83,19 @@ def session_unlock(space: LockSpace, *parts) -> None:
 
 
 def is_free(space: LockSpace, *parts) -> bool:
-    """Whether nobody holds the lock right now (takes and releases it at once). Must run
-    outside a transaction that should keep it: the check's own lock ends with the
-    transaction around it."""
+    """Whether no session, this one included, holds the lock right now. Read from pg_locks
+    rather than by trying the lock: a session's advisory locks are re-entrant, so a try from
+    a session that holds it would succeed and call a held lock free."""
+    classid, objid = lock_key(space, *parts)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(space, *parts))
-        if not cursor.fetchone()[0]:
-            return False
-        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(space, *parts))
-    return True
+        cursor.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid = %s AND objid = %s AND objsubid = 2 AND granted)",
+            # pg_locks shows the two keys as unsigned 32-bit oids.
+            [classid & 0xFFFFFFFF, objid & 0xFFFFFFFF],
+        )
+        return cursor.fetchone()[0]
 
 
 def wait_without_limit() -> None:

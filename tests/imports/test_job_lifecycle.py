@@ -192,3 +192,18 @@ def test_the_reaper_leaves_a_stale_job_whose_lock_is_held(queued_job, sent, reap
 def test_a_message_for_no_job_of_this_database_is_dropped_quietly(db):
     """A test run's messages left in the developer's broker folder, read by make run."""
     assert services.import_job_run(job_id="00000000-0000-0000-0000-000000000000") is None
+
+
+def test_a_lock_this_session_holds_is_not_free(db):
+    """Advisory locks are re-entrant within a session: trying one that this session holds
+    would succeed, so "is it free?" reads pg_locks instead."""
+    from common.locking import is_free, session_unlock, try_session_lock
+
+    assert is_free(LockSpace.IMPORT_JOB, "a-job")
+    assert try_session_lock(LockSpace.IMPORT_JOB, "a-job")
+    try:
+        assert not is_free(LockSpace.IMPORT_JOB, "a-job")
+        assert is_free(LockSpace.IMPORT_JOB, "another-job")
+    finally:
+        session_unlock(LockSpace.IMPORT_JOB, "a-job")
+    assert is_free(LockSpace.IMPORT_JOB, "a-job")
