@@ -321,6 +321,9 @@ IMPORT_JOB_QUEUED_STALE_SECONDS = env.float("IMPORT_JOB_QUEUED_STALE_SECONDS", d
 # A job that meets a database error is retried by its task this many times (backoff 1, 2,
 # 4… s); a longer outage is outlived by the heartbeat and the reaper instead.
 IMPORT_JOB_DB_RETRIES = env.int("IMPORT_JOB_DB_RETRIES", default=5)
+# A job's session idle inside its transaction this long was cut off from its worker: the
+# server ends it (and its locks), so the reaper can queue the job again.
+IMPORT_JOB_IDLE_TIMEOUT = env.str("IMPORT_JOB_IDLE_TIMEOUT", default="5min")
 # The Celery queue import jobs go to (a dedicated worker pool can serve it).
 IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default="celery")
 # An XLSX whose parts would inflate to more than this is refused before openpyxl opens it.

@@ -107,6 +107,10 @@ class DatabaseProxy:
     refused), :meth:`restore` ends it. The server itself keeps running, so other tests on
     it are not disturbed."""
 
+    # Every connection that comes through the relay names itself so (see url()): an outage
+    # ends their sessions on the server too, as a real one would.
+    APPLICATION = "attendance-through-relay"
+
     def __init__(self):
         import socket
         import threading
@@ -125,7 +129,10 @@ class DatabaseProxy:
     def url(self) -> str:
         db = connection.settings_dict
         password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-        return f"postgres://{db['USER']}{password}@127.0.0.1:{self.port}/{db['NAME']}"
+        return (
+            f"postgres://{db['USER']}{password}@127.0.0.1:{self.port}/{db['NAME']}"
+            f"?application_name={self.APPLICATION}"
+        )
 
     def _upstream(self):
         db = connection.settings_dict
@@ -186,6 +193,14 @@ class DatabaseProxy:
                 end.shutdown(self._socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 end.close()
+        # A session whose socket closed between two statements may not have noticed yet (idle
+        # in transaction, holding its locks): a server restart would have ended it, so end it.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                [self.APPLICATION],
+            )
 
     def close(self) -> None:
         self.cut()

@@ -18,7 +18,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
@@ -185,6 +185,14 @@ def _run_job_transaction(job: ImportJob, pulse: JobPulse) -> None:
     with transaction.atomic():
         # A job may wait for another import of its organisation: that is its queue.
         wait_without_limit()
+        # A worker cut off from the database mid-job may leave its session behind, idle in
+        # the transaction and holding the job's and the organisation's locks, until TCP
+        # notices (hours): the server ends such a session itself, and the reaper can act.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+                [settings.IMPORT_JOB_IDLE_TIMEOUT],
+            )
         if job.kind == ImportJob.Kind.ROLLBACK:
             result = import_rollback(
                 actor=job.created_by,
