@@ -25,6 +25,21 @@ def _fresh_cache(django_db_blocker):
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_sessions_before_the_test_database_is_dropped(django_db_setup, django_db_blocker):
+    """Playwright's event loop gives the browser tests' thread another context, in which
+    Django opens other connection objects, left open when the context ends; they would keep
+    pytest-django from dropping the test database. Ended here, after the last test."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def organisation(db) -> Organisation:
     number = next(_sequence)
