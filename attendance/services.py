@@ -346,20 +346,20 @@ def adjustment_request_approve(
     request = _pending_request_to_decide(actor, request)
 
     record = _day_for_update(request.employee, request.work_date)
-    created = None
+    inserted = None
     if record is None:
         values = _corrected_values(request, None)
-        created = _insert_day(employee=request.employee, work_date=request.work_date, values=values)
-        if created is None:  # an import wrote the day meanwhile: correct that one instead
-            record = _day_for_update(request.employee, request.work_date)
-    before = _record_snapshot(record)
-    if created is None:
+        inserted = _insert_day(
+            employee=request.employee, work_date=request.work_date, values=values
+        )
+        # None: an import wrote the day meanwhile; correct that one instead.
+        record = inserted or _day_for_update(request.employee, request.work_date)
+    before = None if inserted else _record_snapshot(record)
+    if not inserted:
         values = _corrected_values(request, record)
         for field, value in values.items():
             setattr(record, field, value)
         record.save(update_fields=[*values.keys(), "updated_at"])
-    else:
-        record = created
 
     request.state = RequestState.APPROVED
     request.decided_by = actor

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -112,11 +114,6 @@ class DatabaseProxy:
     APPLICATION = "attendance-through-relay"
 
     def __init__(self):
-        import socket
-        import threading
-
-        self._socket = socket
-        self._threading = threading
         self._lock = threading.Lock()
         self._open: list = []
         self._listener = None
@@ -138,19 +135,19 @@ class DatabaseProxy:
         db = connection.settings_dict
         host, port = db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)
         if host.startswith("/"):
-            upstream = self._socket.socket(self._socket.AF_UNIX)
+            upstream = socket.socket(socket.AF_UNIX)
             upstream.connect(f"{host}/.s.PGSQL.{port}")
         else:
-            upstream = self._socket.create_connection((host, port))
+            upstream = socket.create_connection((host, port))
         return upstream
 
     def restore(self) -> None:
-        listener = self._socket.socket()
-        listener.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_REUSEADDR, 1)
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
         self._listener = listener
-        self._threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def _accept(self, listener) -> None:
         while True:
@@ -166,9 +163,7 @@ class DatabaseProxy:
             with self._lock:
                 self._open += [client, upstream]
             for source, target in ((client, upstream), (upstream, client)):
-                self._threading.Thread(
-                    target=self._pump, args=(source, target), daemon=True
-                ).start()
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
 
     @staticmethod
     def _pump(source, target) -> None:
@@ -190,7 +185,7 @@ class DatabaseProxy:
             dropped, self._open = self._open, []
         for end in dropped:
             with contextlib.suppress(OSError):
-                end.shutdown(self._socket.SHUT_RDWR)
+                end.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 end.close()
         # A session whose socket closed between two statements may not have noticed yet (idle

@@ -30,7 +30,6 @@ from common.locking import (
     is_free,
     session_unlock,
     try_session_lock,
-    wait_without_limit,
 )
 from imports.models import IdempotencyKey, ImportJob
 from imports.services.commit import run_commit
@@ -127,8 +126,6 @@ class JobPulse:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
-        else:
-            self._close()
 
 
 def import_job_run(*, job_id) -> ImportJob | None:
@@ -169,7 +166,6 @@ def import_job_run(*, job_id) -> ImportJob | None:
         try:
             _run_job_transaction(job, pulse)
         except ApplicationError as exc:
-            pulse.stop()
             _fail(job, {"code": exc.code, "message": exc.message, "details": exc.details})
     finally:
         pulse.stop()
@@ -183,8 +179,8 @@ def _run_job_transaction(job: ImportJob, pulse: JobPulse) -> None:
     from imports.services.rollback import import_rollback
 
     with transaction.atomic():
-        # A job may wait for another import of its organisation: that is its queue.
-        wait_without_limit()
+        # The commit or rollback takes the organisation's import lock waiting its turn (that
+        # lifts lock_timeout: another import of the organisation is this job's queue).
         # A worker cut off from the database mid-job may leave its session behind, idle in
         # the transaction and holding the job's and the organisation's locks, until TCP
         # notices (hours): the server ends such a session itself, and the reaper can act.
@@ -237,9 +233,9 @@ def _run_job_transaction(job: ImportJob, pulse: JobPulse) -> None:
         )
 
 
-def _fail(job: ImportJob, error: dict) -> bool:
+def _fail(job: ImportJob, error: dict) -> None:
     """Mark a job failed (never one that succeeded), audited; its idempotency key is then
-    free for another attempt. Returns whether it was marked."""
+    free for another attempt."""
     with transaction.atomic():
         marked = (
             ImportJob.objects.filter(pk=job.pk)
@@ -254,7 +250,6 @@ def _fail(job: ImportJob, error: dict) -> bool:
                 target=job,
                 data={"kind": job.kind, "attempts": job.attempts, "error": error},
             )
-    return bool(marked)
 
 
 def _give_up(job: ImportJob) -> None:

@@ -37,12 +37,10 @@ def _batch_link(batch_id: int) -> str:
 
 
 def _queue_rollback(*, actor, batch: ImportBatch, applied: int) -> ImportJob:
-    """One rollback job per batch: a second click gets the job that runs, without waiting."""
+    """One rollback job per batch (the caller found none running): a second click gets the
+    job that runs, without waiting."""
     from imports.services.jobs import enqueue_job
 
-    job = active_rollback_job(batch=batch)
-    if job is not None:
-        return job
     with transaction.atomic():
         # Two first clicks at once: the batch row orders them, the second finds the job.
         ImportBatch.objects.select_for_update().filter(pk=batch.pk).first()
@@ -55,7 +53,6 @@ def _queue_rollback(*, actor, batch: ImportBatch, applied: int) -> ImportJob:
             kind=ImportJob.Kind.ROLLBACK,
             params={"batch_id": batch.pk},
             total=applied,
-            heartbeat_at=timezone.now(),
         )
         audit_record(
             actor=actor,
