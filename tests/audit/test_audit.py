@@ -12,7 +12,8 @@ from django.utils import timezone
 from attendance import services
 from audit import selectors, tasks
 from audit.models import AuditEvent
-from audit.services import MASK, _add_months, audit_ensure_partitions, audit_record, mask_secrets
+from audit.services import MASK, audit_ensure_partitions, audit_record, mask_secrets
+from audit.services.partitions import _add_months
 from common import context
 
 pytestmark = pytest.mark.django_db
