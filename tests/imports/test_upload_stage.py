@@ -15,7 +15,7 @@ from attendance.models import AttendanceRecord, Employee
 from imports import services, staging, tasks
 from imports.models import ImportUpload
 from tests.imports.conftest import FIXTURES, commit, preview, upload
-from tests.support import error
+from tests.support import error, owner_connection
 
 HEADER = "employee_no,name,work_date,first_in,last_out,status\n"
 
@@ -179,18 +179,31 @@ def test_beat_runs_the_purge_hourly(client, staff, settings):
     assert not ImportUpload.objects.exists()
 
 
+@pytest.fixture
+def role_without_create(django_db_setup):
+    """A role with every right on the tables but none to create any, made by the owner (the
+    application's own role may not create roles) and lent to the tests' connection. Set up
+    before the test's transaction and dropped after it has been rolled back."""
+    role = f"no_create_{uuid.uuid4().hex[:12]}"
+    with owner_connection() as owner:
+        owner.execute(f"CREATE ROLE {role} NOLOGIN")
+        owner.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        owner.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        owner.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        owner.execute(f"GRANT {role} TO {connection.settings_dict['USER']}")
+    yield role
+    with owner_connection() as owner:
+        owner.execute(f"DROP OWNED BY {role}")
+        owner.execute(f"DROP ROLE {role}")
+
+
 def test_a_role_that_may_not_create_tables_still_uploads_and_imports(
-    organisation, people, staff, settings
+    role_without_create, organisation, people, staff, settings
 ):
     """PostgreSQL 15+ grants no CREATE on ``public`` by default: an app role without it
     keeps no parsed rows, and preview and commit read the file instead."""
-    role = f"no_create_{uuid.uuid4().hex[:12]}"
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE ROLE {role} NOLOGIN")
-        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
-        cursor.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
-        cursor.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
-        cursor.execute(f"SET LOCAL ROLE {role}")
+        cursor.execute(f"SET LOCAL ROLE {role_without_create}")
     content = HEADER + "U1,U1,2026-05-04,09:00,18:00,normal\n"
     uploaded = services.upload_create(
         actor=people["importer"].user,
