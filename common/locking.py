@@ -37,6 +37,7 @@ class LockSpace(enum.IntEnum):
     IMPORT = 1  # an organisation's imports (key: organisation id)
     IMPORT_KEY = 2  # an idempotency key (key: hash of organisation id and key)
     IMPORT_JOB = 3  # an import job (key: hash of the job id)
+    AUDIT_SEAL = 4  # the audit digest seal, one at a time (key: 0); taken alone
 
 
 def lock_key(space: LockSpace, *parts) -> tuple[int, int]:

@@ -16,6 +16,10 @@ class CheckResult:
     detail: str = ""
     elapsed_ms: float = 0.0
     evidence: dict = field(default_factory=dict)
+    # A warning check (``blocking=False``) is reported but does not make /readyz answer
+    # 503: the process can serve while it fails, an operator must still act (the preflight
+    # gate fails on it).
+    blocking: bool = True
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "detail": self.detail, "elapsedMs": round(self.elapsed_ms, 1)}
@@ -65,9 +69,30 @@ def check_broker(timeout: float = 2.0) -> CheckResult:
     return _timed("broker", probe)
 
 
+def check_audit_partitions() -> CheckResult:
+    """DEFAULT empty and at least two future months ready (audit/services/partitions.py).
+    A warning: events still land (in DEFAULT, at worst), but DEFAULT's rows block the
+    creation of their month until repaired, and a month without a partition lands there."""
+    evidence = {}
+
+    def probe():
+        from audit.services.partitions import audit_partition_health
+
+        evidence.update(audit_partition_health())
+        if not evidence["ok"]:
+            raise RuntimeError(evidence["detail"])
+
+    result = _timed("audit_partitions", probe)
+    result.evidence, result.blocking = evidence, False
+    return result
+
+
 def readiness() -> list[CheckResult]:
     database = check_database()
     migrations = (
         check_migrations() if database.ok else CheckResult("migrations", False, "database down")
     )
-    return [database, migrations, check_broker()]
+    results = [database, migrations, check_broker()]
+    if migrations.ok:  # the probe needs the migrated functions
+        results.append(check_audit_partitions())
+    return results
