@@ -3,30 +3,18 @@ transaction, so the event exists exactly when the change does."""
 
 from __future__ import annotations
 
-import re
-
+from audit.masking import MASK, mask_secrets
 from audit.models import AuditEvent
 from common import context
 
-_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie", re.I)
-MASK = "***"
-
-
-def mask_secrets(value):
-    """Replace the values of secret-looking keys, at any depth, with ``***``."""
-    if isinstance(value, dict):
-        return {
-            key: MASK if _SECRET_KEY.search(str(key)) else mask_secrets(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [mask_secrets(item) for item in value]
-    return value
+__all__ = ["MASK", "audit_record", "mask_secrets"]
 
 
 def _actor_label(actor) -> str:
     if actor is None:
         return "system"
+    if not getattr(actor, "is_authenticated", True):
+        return "anonymous"  # a failed login, a denied anonymous request
     employee = getattr(actor, "employee", None)
     if employee is not None:
         return f"{actor.get_username()} ({employee.name})"
@@ -43,7 +31,9 @@ def audit_record(
     target_id: str | int = "",
     data: dict | None = None,
 ) -> AuditEvent:
-    """Append one audit event. ``target`` (a model instance) fills type and id."""
+    """Append one audit event. ``target`` (a model instance) fills type and id; ``data`` is
+    stored with its secrets masked (:mod:`audit.masking`). ``actor`` None is the system (a
+    beat task, a command); an anonymous user is recorded as "anonymous"."""
     if target is not None:
         target_type = target_type or target._meta.label_lower
         target_id = target_id or target.pk
@@ -57,6 +47,6 @@ def audit_record(
         target_id=str(target_id),
         request_id=request.request_id,
         ip=request.ip,
-        user_agent=request.user_agent,
+        user_agent=request.user_agent.replace("\x00", ""),  # text refuses NUL
         data=mask_secrets(data or {}),
     )

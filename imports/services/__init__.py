@@ -5,6 +5,7 @@
 - ``preview``: the commit's engine in a transaction that is always rolled back;
 - ``commit``: sync and queued commits; ``jobs``: the worker's body, heartbeat, the reaper;
 - ``rollback``: exact rollback, or a refusal that says which batch to roll back first;
+- ``exports``: the audit event of a batch report export;
 - ``errors``: the refusals and their codes.
 
 Locks come from ``common.locking`` (one order, typed key spaces); the SQL of stage, plan,
@@ -23,6 +24,7 @@ from imports.services.errors import (
     UploadExpired,
     UploadTooLarge,
 )
+from imports.services.exports import batch_export_audit
 from imports.services.jobs import JobPulse, import_job_fail, import_job_run, import_jobs_reap
 from imports.services.options import ImportOptions
 from imports.services.preview import import_preview, preview_errors_csv
@@ -43,6 +45,7 @@ __all__ = [
     "RollbackConflict",
     "UploadExpired",
     "UploadTooLarge",
+    "batch_export_audit",
     "commit_token_issue",
     "import_commit",
     "import_commit_async",
