@@ -36,31 +36,12 @@ RECENTLY_DECIDED_LIMIT = 10
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-def _login_attempt_key(group, request) -> str:
-    """Per client address *and* username: one office behind a NAT does not share a budget,
-    while guessing one account's password from one place is still throttled."""
-    username = request.POST.get("username", "").strip().lower()[:150]
-    return f"{client_ip(request)}|{username}"
-
-
 class RateLimitedLoginView(auth_views.LoginView):
-    """Django's login, limited per client address against password guessing."""
+    """Django's login. Its POSTs are rate limited per username and per client address
+    (``common.throttles``) and failed sign-ins lock out (``attendance.lockouts``); both
+    refusals draw this page again with ``request.refusal_message``, HTTP 429."""
 
     template_name = "registration/login.html"
-
-    def post(self, request, *args, **kwargs):
-        try:
-            ratelimit.enforce(
-                request, group="login", rate=settings.RATELIMIT_LOGIN, key=_login_attempt_key
-            )
-        except RateLimited as limited:
-            response = self.render_to_response(
-                self.get_context_data(rate_limited=True, form=self.get_form())
-            )
-            response.status_code = 429
-            response["Retry-After"] = str(limited.retry_after_seconds)
-            return response
-        return super().post(request, *args, **kwargs)
 
 
 # --- access ------------------------------------------------------------------------------

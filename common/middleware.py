@@ -4,12 +4,16 @@ import logging
 import re
 import uuid
 
+from django.conf import settings
 from django.db import Error as DjangoDatabaseError
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from common import context, db_errors
-from common.exceptions import Busy, DatabaseNotReady, error_body
-from common.net import client_ip
+from common.exceptions import Busy, DatabaseNotReady, IpRestricted, error_body
+from common.net import client_ip, ip_allowed
 
 logger = logging.getLogger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -78,3 +82,70 @@ class DatabaseNotReadyMiddleware:
         if isinstance(error, Busy):
             response["Retry-After"] = str(error.retry_after_seconds)
         return response
+
+
+class OrganisationIpAllowlistMiddleware:
+    """The organisation's IP allowlist for every session: the API, the pages and the admin
+    centre (including the page that edits the list). A logged-in user linked to an employee
+    whose organisation does not allow the client address gets 403: ``IP_RESTRICTED`` under
+    ``/api/``, the app's 403 page elsewhere. Logging out and the health and metrics
+    endpoints stay open.
+
+    Bearer-token calls are authenticated inside the API view, after this middleware: the
+    API's permission (``common.permissions.IsAttendanceUser``) checks them. The employee
+    and organisation loaded here stay cached on ``request.user`` for the view.
+    """
+
+    OPEN_PATHS = ("/livez", "/readyz", "/metrics")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self._logout_path = None
+
+    def __call__(self, request):
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        return self.get_response(request)
+
+    def _open_paths(self) -> tuple[str, ...]:
+        if self._logout_path is None:
+            self._logout_path = (reverse("logout"), reverse("admin:logout"))
+        return self._logout_path
+
+    def _refusal(self, request):
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        path = request.path_info
+        if path in self.OPEN_PATHS or path in self._open_paths():
+            return None
+        if settings.STATIC_URL and path.startswith(settings.STATIC_URL):
+            return None
+        employee = getattr(user, "employee", None)
+        if employee is None:
+            return None
+        organisation = employee.organisation
+        address = client_ip(request)
+        if ip_allowed(address, organisation.ip_allowlist):
+            return None
+        if path.startswith("/api/"):
+            error = IpRestricted()
+            return JsonResponse(
+                error_body(error.code, error.message, error.details), status=error.status_code
+            )
+        page = render(
+            request,
+            "attendance/forbidden.html",
+            {
+                "title": _("Access from this address is not allowed"),
+                "message": _(
+                    "%(organisation)s does not allow access from this address (%(address)s). "
+                    "Connect from the office network or VPN."
+                )
+                % {"organisation": organisation.name, "address": address or _("unknown")},
+            },
+            status=403,
+        )
+        page.error_code = IpRestricted.code  # read by audit.middleware for its event
+        return page

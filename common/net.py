@@ -9,7 +9,14 @@ logger = logging.getLogger(__name__)
 
 
 def client_ip(request) -> str | None:
-    """The client address, trusting only ``TRUSTED_PROXY_COUNT`` X-Forwarded-For hops."""
+    """The client address, trusting only ``TRUSTED_PROXY_COUNT`` X-Forwarded-For hops.
+
+    Each trusted proxy appends the address it was called from, so the client is the
+    ``TRUSTED_PROXY_COUNT``-th entry from the right; anything further left was written by
+    the client itself and is ignored. With no trusted proxy the header is never read. A
+    header with fewer entries than trusted hops did not come through every proxy: the
+    socket's address is used. None when the address is not an IP (a Unix socket).
+    """
     remote = request.META.get("REMOTE_ADDR") or None
     hops = settings.TRUSTED_PROXY_COUNT
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
@@ -21,6 +28,12 @@ def client_ip(request) -> str | None:
         return str(ipaddress.ip_address(remote)) if remote else None
     except ValueError:
         return None
+
+
+def ratelimit_ip(request) -> str:
+    """django-ratelimit's ``RATELIMIT_IP_META_KEY``: the same address as everywhere else, and
+    one shared bucket (``0.0.0.0``) for requests whose address is unknown."""
+    return client_ip(request) or "0.0.0.0"  # noqa: S104 (a bucket name, not a bind address)
 
 
 def parse_network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

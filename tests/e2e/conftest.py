@@ -75,10 +75,29 @@ def browser():
     lazy.close()
 
 
+# What chromium writes to the console when the content security policy blocks something
+# (an inline script or handler, a style attribute, a script or style from elsewhere).
+CSP_VIOLATION_MARKERS = ("Content Security Policy", "Content-Security-Policy")
+
+
 @pytest.fixture
-def new_page(browser, live_server):
-    """new_page() → a page in its own browser context (own cookies: one login per context)."""
+def csp_violations():
+    """The console messages of the test's pages that report a blocked resource (CSP)."""
+    return []
+
+
+@pytest.fixture
+def new_page(browser, live_server, csp_violations):
+    """new_page() → a page in its own browser context (own cookies: one login per context).
+
+    Every page listens to its console: a content security policy violation on any page of a
+    browser test fails that test (checked after the test body, so its own assertions speak
+    first)."""
     contexts = []
+
+    def on_console(message):
+        if any(marker in message.text for marker in CSP_VIOLATION_MARKERS):
+            csp_violations.append(f"{message.type}: {message.text} ({message.location})")
 
     def make():
         context = browser.get().new_context(
@@ -86,11 +105,18 @@ def new_page(browser, live_server):
         )
         context.set_default_timeout(10_000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("console", on_console)
+        return page
 
     yield make
     for context in contexts:
         context.close()
+    if csp_violations:
+        pytest.fail(
+            "Content security policy violations in the browser:\n" + "\n".join(csp_violations),
+            pytrace=False,
+        )
 
 
 @pytest.fixture
