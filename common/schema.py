@@ -27,7 +27,34 @@ COMMON_ERRORS = {
 }
 
 
+def _body_is_required(component: dict) -> bool:
+    """A body with required keys, or with a rule that asks for one of several (anyOf/oneOf
+    of ``required``), cannot be left out: drf-spectacular sees only the first kind."""
+    if component.get("required"):
+        return True
+    return any(
+        all(branch.get("required") for branch in component.get(rule, []))
+        for rule in ("anyOf", "oneOf")
+        if component.get(rule)
+    )
+
+
+def _mark_required_bodies(result) -> None:
+    components = result.get("components", {}).get("schemas", {})
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            body = operation.get("requestBody")
+            if not body:
+                continue
+            for media in body.get("content", {}).values():
+                ref = (media.get("schema") or {}).get("$ref", "")
+                component = components.get(ref.rsplit("/", 1)[-1]) if ref else None
+                if component and _body_is_required(component):
+                    body["required"] = True
+
+
 def wrap_in_envelope(result, generator, request, public):
+    _mark_required_bodies(result)
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["ErrorEnvelope"] = ERROR_ENVELOPE
     error_ref = {"$ref": "#/components/schemas/ErrorEnvelope"}

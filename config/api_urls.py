@@ -2,6 +2,7 @@ from django.urls import include, path, re_path
 
 from attendance.api import admin_views
 from attendance.api.urls import admin_urlpatterns, attendance_urlpatterns
+from audit.api.urls import urlpatterns as audit_urlpatterns
 from common.views import api_not_found
 from imports.api.urls import urlpatterns as import_urlpatterns
 
@@ -29,5 +30,8 @@ urlpatterns = [
             (admin_urlpatterns + admin_role_patterns, "attendance-admin"), namespace="admin-api"
         ),
     ),
-    re_path(r"^.*$", api_not_found),
+    path("attendance-admin/", include((audit_urlpatterns, "audit-api"), namespace="audit-api")),
+    # Any rest of the path, a newline or a NUL included ("." stops at a newline, and
+    # Django would answer its HTML 404, in development a list of every URL pattern).
+    re_path(r"^[\s\S]*\Z", api_not_found),
 ]

@@ -1,29 +1,50 @@
 from __future__ import annotations
 
-import zoneinfo
-
+from django.conf import settings
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common import roles
+from common.fields import (
+    TIME_ZONES,
+    StrictCharField,
+    StrictChoiceField,
+    StrictInputSerializer,
+    StrictIntegerField,
+    WallClockTimeField,
+)
 from common.net import parse_network
 
 
 class UserFilterSerializer(serializers.Serializer):
-    q = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    q = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="username, name or employee number",
+    )
 
 
-class RoleInputSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=[*roles.SHORT_NAMES, *roles.ALL])
+class RoleInputSerializer(StrictInputSerializer):
+    role = StrictChoiceField(choices=[*roles.SHORT_NAMES, *roles.ALL])
 
 
 class BatchRoleInputSerializer(RoleInputSerializer):
     userIds = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=5000
+        child=StrictIntegerField(min_value=1), required=False, max_length=5000
     )
     employeeNos = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=5000
+        child=StrictCharField(max_length=64), required=False, max_length=5000
     )
+
+    # Somebody to change: a non-empty userIds or employeeNos.
+    schema_rules = {
+        "anyOf": [
+            {"required": ["userIds"], "properties": {"userIds": {"minItems": 1}}},
+            {"required": ["employeeNos"], "properties": {"employeeNos": {"minItems": 1}}},
+        ]
+    }
 
     def validate(self, attrs):
         if not attrs.get("userIds") and not attrs.get("employeeNos"):
@@ -99,31 +120,44 @@ class RoleChangeResultSerializer(serializers.Serializer):
     roles = serializers.ListField(child=serializers.CharField())
 
 
-class SettingsSerializer(serializers.Serializer):
+class SettingsSerializer(StrictInputSerializer):
     """Organisation settings; PUT accepts any subset (a partial update)."""
 
     name = serializers.CharField(read_only=True)
-    timeZone = serializers.CharField(source="time_zone", max_length=64)
-    workStart = serializers.TimeField(source="work_start", format="%H:%M")
-    workEnd = serializers.TimeField(source="work_end", format="%H:%M")
-    graceMinutes = serializers.IntegerField(source="grace_minutes", min_value=0, max_value=240)
+    timeZone = StrictChoiceField(source="time_zone", choices=TIME_ZONES)
+    workStart = WallClockTimeField(source="work_start")
+    workEnd = WallClockTimeField(source="work_end")
+    graceMinutes = StrictIntegerField(source="grace_minutes", min_value=0, max_value=240)
     workdays = serializers.ListField(
-        child=serializers.IntegerField(min_value=0, max_value=6), max_length=7, allow_empty=True
+        child=StrictIntegerField(min_value=0, max_value=6),
+        min_length=1,
+        max_length=7,
+        allow_empty=False,
+        help_text="0 = Monday … 6 = Sunday; at least one.",
     )
     ipAllowlist = serializers.ListField(
-        source="ip_allowlist", child=serializers.CharField(max_length=64), max_length=200
+        source="ip_allowlist", child=StrictCharField(max_length=64), max_length=200
     )
-    autoAbsenceDelayMinutes = serializers.IntegerField(
+    autoAbsenceDelayMinutes = StrictIntegerField(
         source="auto_absence_delay_minutes", min_value=0, max_value=7 * 24 * 60
     )
-    auditRetentionDays = serializers.IntegerField(
+    # Its minimum is the deployment's AUDIT_RETENTION_DAYS (an organisation may only
+    # lengthen it), read when the serializer is built: see get_fields.
+    auditRetentionDays = StrictIntegerField(
         source="audit_retention_days", min_value=30, max_value=3650
     )
 
-    def validate_timeZone(self, value):
-        if value not in zoneinfo.available_timezones():
-            raise serializers.ValidationError("Not an IANA time zone.")
-        return value
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["auditRetentionDays"] = StrictIntegerField(
+            source="audit_retention_days",
+            min_value=max(30, settings.AUDIT_RETENTION_DAYS),
+            max_value=3650,
+            help_text=gettext_lazy(
+                "Days audit events are kept; at least the deployment's AUDIT_RETENTION_DAYS."
+            ),
+        )
+        return fields
 
     def validate_ipAllowlist(self, value):
         for entry in value:

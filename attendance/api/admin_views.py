@@ -44,7 +44,7 @@ class UserListView(APIView):
 
     @extend_schema(
         operation_id="admin_users_list",
-        parameters=[OpenApiParameter("q", str, description="username, name or employee number")],
+        parameters=[s.UserFilterSerializer],
         responses=s.AdminUserSerializer(many=True),
     )
     def get(self, request):
@@ -131,7 +131,8 @@ class SettingsView(APIView):
 
     @extend_schema(
         operation_id="admin_settings_update",
-        request=s.SettingsSerializer,
+        # A partial update: any subset of the fields.
+        request=s.SettingsSerializer(partial=True),
         responses=s.SettingsSerializer,
     )
     def put(self, request):

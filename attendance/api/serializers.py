@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from attendance.choices import PunchKind, RecordStatus, RequestState
 from attendance.services import ADJUSTABLE_STATUSES
 from common import roles
+from common.fields import (
+    QueryBooleanField,
+    QueryIntegerField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictDateField,
+    StrictDateTimeField,
+    StrictInputSerializer,
+)
+
+# The first year a month may name: dates start at year 1 (no year 0000).
+MONTH_PATTERN = r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])$"
 
 
-class LocalDateTimeField(serializers.DateTimeField):
+class LocalDateTimeField(StrictDateTimeField):
     """ISO 8601 with the offset of the organisation's time zone (set in the context).
 
     On input, a time without an offset is read in that time zone too, not in UTC.
@@ -74,14 +90,18 @@ class RecordSerializer(serializers.Serializer):
 
 
 class RecordFilterSerializer(serializers.Serializer):
-    # "from" is a Python keyword, hence the explicit field names.
-    employee = serializers.IntegerField(required=False, min_value=1)
-    status = serializers.ChoiceField(choices=RecordStatus.choices, required=False)
+    """Query of records and their export (also the schema's parameters for both)."""
+
+    employee = QueryIntegerField(required=False, min_value=1, help_text="Employee id")
+    status = StrictChoiceField(choices=RecordStatus.choices, required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["from"] = serializers.DateField(required=False)
-        self.fields["to"] = serializers.DateField(required=False)
+        # "from" is a Python keyword, hence fields added by name.
+        self.fields["from"] = StrictDateField(
+            required=False, help_text="First work date (inclusive)"
+        )
+        self.fields["to"] = StrictDateField(required=False, help_text="Last work date (inclusive)")
 
     def validate(self, attrs):
         if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
@@ -90,18 +110,19 @@ class RecordFilterSerializer(serializers.Serializer):
 
 
 class SummaryFilterSerializer(serializers.Serializer):
-    month = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])$", help_text="YYYY-MM")
-    employee = serializers.IntegerField(required=False, min_value=1)
-
-    def validate_month(self, value):
-        if value.startswith("0000"):  # the regex lets year 0 through; dates start at year 1
-            raise serializers.ValidationError("Not a valid month.")
-        return value
+    month = serializers.RegexField(MONTH_PATTERN, help_text="YYYY-MM")
+    employee = QueryIntegerField(required=False, min_value=1, help_text="Employee id")
 
 
-class PunchInputSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=[PunchKind.IN, PunchKind.OUT])
-    clientId = serializers.CharField(required=False, max_length=100, allow_blank=False)
+class PunchInputSerializer(StrictInputSerializer):
+    kind = StrictChoiceField(choices=[PunchKind.IN, PunchKind.OUT])
+    clientId = StrictCharField(
+        required=False,
+        max_length=100,
+        allow_blank=False,
+        trim_whitespace=False,
+        help_text="The client's own id of this punch: sending it again creates nothing.",
+    )
 
 
 class PunchSerializer(serializers.Serializer):
@@ -119,21 +140,46 @@ class PunchResultSerializer(serializers.Serializer):
     created = serializers.BooleanField()
 
 
-class RequestInputSerializer(serializers.Serializer):
-    workDate = serializers.DateField()
+class RequestInputSerializer(StrictInputSerializer):
+    workDate = StrictDateField(
+        help_text=(
+            "Not in the future and at most CORRECTION_MAX_AGE_DAYS (default 366) days back, "
+            "in the organisation's time zone."
+        )
+    )
     firstIn = LocalDateTimeField(required=False, allow_null=True)
     lastOut = LocalDateTimeField(required=False, allow_null=True)
-    status = serializers.ChoiceField(choices=ADJUSTABLE_STATUSES, required=False, allow_blank=True)
-    reason = serializers.CharField(max_length=2000)
+    status = StrictChoiceField(choices=ADJUSTABLE_STATUSES, required=False, allow_blank=True)
+    reason = StrictCharField(max_length=2000)
+
+    # At least one of a time or a status (the service refuses a request for nothing).
+    schema_rules = {
+        "anyOf": [
+            {"required": ["firstIn"], "properties": {"firstIn": {"type": "string"}}},
+            {"required": ["lastOut"], "properties": {"lastOut": {"type": "string"}}},
+            {"required": ["status"], "properties": {"status": {"minLength": 1}}},
+        ]
+    }
+
+    def validate_workDate(self, value):
+        tz = self.context.get("tz")
+        today = timezone.localdate(timezone=tz) if tz else timezone.localdate()
+        oldest = today - dt.timedelta(days=settings.CORRECTION_MAX_AGE_DAYS)
+        if value < oldest:
+            raise serializers.ValidationError(
+                _("Corrections can be asked for the last %(days)d days only.")
+                % {"days": settings.CORRECTION_MAX_AGE_DAYS}
+            )
+        return value
 
 
 class RequestFilterSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=RequestState.choices, required=False)
-    mine = serializers.BooleanField(required=False, default=False)
+    status = StrictChoiceField(choices=RequestState.choices, required=False)
+    mine = QueryBooleanField(required=False, default=False, help_text="Only my own requests")
 
 
-class DecisionInputSerializer(serializers.Serializer):
-    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+class DecisionInputSerializer(StrictInputSerializer):
+    comment = StrictCharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
 class UserRefSerializer(serializers.Serializer):

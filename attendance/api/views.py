@@ -5,7 +5,7 @@ import datetime as dt
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,12 +26,8 @@ BUSY = OpenApiResponse(
     "DB_LOCK_TIMEOUT; nothing was written, retry after Retry-After"
 )
 
-RECORD_FILTERS = [
-    OpenApiParameter("from", dt.date, description="First work date (inclusive)"),
-    OpenApiParameter("to", dt.date, description="Last work date (inclusive)"),
-    OpenApiParameter("employee", int, description="Employee id"),
-    OpenApiParameter("status", str, description="Day status"),
-]
+# The filter serializer is the parameters' schema: what it refuses, the schema forbids.
+RECORD_FILTERS = [s.RecordFilterSerializer]
 
 
 def _context(request) -> dict:
@@ -93,10 +89,7 @@ class RecordListView(APIView):
 class SummaryView(APIView):
     @extend_schema(
         operation_id="attendance_summary",
-        parameters=[
-            OpenApiParameter("month", str, required=True, description="YYYY-MM"),
-            OpenApiParameter("employee", int),
-        ],
+        parameters=[s.SummaryFilterSerializer],
         responses={200: dict},
     )
     def get(self, request):
@@ -132,6 +125,7 @@ class RecordExportView(APIView):
     )
     def get(self, request):
         filters = validated(s.RecordFilterSerializer, query_params(request))
+        services.attendance_records_export_audit(actor=request.user, filters=filters)
         records = selectors.record_list(
             user=request.user,
             date_from=filters.get("from"),
@@ -195,10 +189,7 @@ class RequestListCreateView(APIView):
 
     @extend_schema(
         operation_id="attendance_requests_list",
-        parameters=[
-            OpenApiParameter("status", str, description="pending|approved|rejected|cancelled"),
-            OpenApiParameter("mine", bool, description="Only my own requests"),
-        ],
+        parameters=[s.RequestFilterSerializer],
         responses=s.RequestSerializer(many=True),
     )
     def get(self, request):

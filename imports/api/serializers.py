@@ -3,26 +3,61 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.fields import (
+    TEXT_PATTERN,
+    TIME_ZONES,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictInputSerializer,
+    StrictIntegerField,
+    StrictUUIDField,
+)
 from imports.models import ImportMode, ItemAction
 from imports.selectors import EXPORT_TYPES
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "pattern": TEXT_PATTERN,
+        },
+        "maxProperties": 200,
+    }
+)
 class MappingField(serializers.DictField):
-    child = serializers.CharField(max_length=200)
+    """Our column → the file's header."""
+
+    child = StrictCharField(max_length=200)
 
 
-class ImportSourceInputSerializer(serializers.Serializer):
-    fileId = serializers.UUIDField(required=False)
-    csvText = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
-    format = serializers.CharField(required=False, allow_blank=True, max_length=32)
-    mapping = MappingField(required=False)
-    timezone = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    createMissingEmployees = serializers.BooleanField(required=False, default=False)
-    mode = serializers.ChoiceField(
+class ImportSourceInputSerializer(StrictInputSerializer):
+    fileId = StrictUUIDField(required=False, help_text="An upload's fileId, or give csvText")
+    csvText = StrictCharField(
+        required=False, trim_whitespace=False, allow_blank=True, help_text="Or give fileId"
+    )
+    format = StrictCharField(required=False, allow_blank=True, max_length=32)
+    mapping = MappingField(required=False, help_text="At most 200 columns.")
+    timezone = StrictChoiceField(
+        choices=TIME_ZONES,
+        required=False,
+        allow_blank=True,
+        help_text="The file's times are in this zone; default the organisation's.",
+    )
+    createMissingEmployees = StrictBooleanField(required=False, default=False)
+    mode = StrictChoiceField(
         choices=ImportMode.choices, required=False, default=ImportMode.OVERRIDE
     )
+
+    # Exactly one source: fileId or csvText.
+    schema_rules = {"oneOf": [{"required": ["fileId"]}, {"required": ["csvText"]}]}
 
     def validate(self, attrs):
         has_file = attrs.get("fileId") is not None
@@ -31,23 +66,28 @@ class ImportSourceInputSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"fileId": ["Give exactly one of fileId or csvText."]}
             )
-        if len(attrs.get("mapping") or {}) > 200:
+        if len(attrs.get("mapping") or {}) > 200:  # maxProperties in the schema
             raise serializers.ValidationError({"mapping": ["At most 200 columns."]})
         return attrs
 
 
 class PreviewInputSerializer(ImportSourceInputSerializer):
-    previewLimit = serializers.IntegerField(required=False, default=50, min_value=0)
+    previewLimit = StrictIntegerField(
+        required=False,
+        default=50,
+        min_value=0,
+        help_text="Rows of items answered; larger values are lowered to IMPORT_PREVIEW_LIMIT_MAX.",
+    )
 
     def validate_previewLimit(self, value):
         return min(value, settings.IMPORT_PREVIEW_LIMIT_MAX)
 
 
 class CommitInputSerializer(ImportSourceInputSerializer):
-    commitToken = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    idempotencyKey = serializers.CharField(required=False, allow_blank=False, max_length=200)
-    returnItems = serializers.BooleanField(required=False, default=False)
-    itemsLimit = serializers.IntegerField(required=False, default=100, min_value=0, max_value=1000)
+    commitToken = StrictCharField(required=False, allow_blank=True, max_length=200)
+    idempotencyKey = StrictCharField(required=False, allow_blank=False, max_length=200)
+    returnItems = StrictBooleanField(required=False, default=False)
+    itemsLimit = StrictIntegerField(required=False, default=100, min_value=0, max_value=1000)
 
 
 class UploadSerializer(serializers.Serializer):
@@ -158,14 +198,16 @@ class BatchSerializer(serializers.Serializer):
     changedDuringImport = serializers.SerializerMethodField()
     elapsedMs = serializers.IntegerField(source="elapsed_ms")
     createdAt = serializers.DateTimeField(source="created_at")
-    createdBy = serializers.CharField(source="created_by.username", default=None)
+    createdBy = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     createdEmployees = serializers.SerializerMethodField()
 
     def get_changedDuringImport(self, batch) -> int:
         return (batch.stats or {}).get("changedDuringImport", 0)
 
     rolledBackAt = serializers.DateTimeField(source="rolled_back_at", allow_null=True)
-    rolledBackBy = serializers.CharField(source="rolled_back_by.username", default=None)
+    rolledBackBy = serializers.CharField(
+        source="rolled_back_by.username", default=None, allow_null=True
+    )
     rollback = serializers.JSONField(source="rollback_stats")
 
     def get_createdEmployees(self, batch) -> int:
@@ -201,11 +243,11 @@ class ItemSerializer(serializers.Serializer):
 
 
 class ItemFilterSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=ItemAction.choices, required=False)
+    action = StrictChoiceField(choices=ItemAction.choices, required=False)
 
 
 class ExportFilterSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=list(EXPORT_TYPES), required=False, default="all")
+    type = StrictChoiceField(choices=list(EXPORT_TYPES), required=False, default="all")
 
 
 class RollbackSerializer(serializers.Serializer):
@@ -231,6 +273,6 @@ class FormatSerializer(serializers.Serializer):
 
 
 class TemplateFilterSerializer(serializers.Serializer):
-    format = serializers.ChoiceField(
+    format = StrictChoiceField(
         choices=["standard", "dingtalk_daily"], required=False, default="standard"
     )

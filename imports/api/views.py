@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import FileResponse
+from django.http.multipartparser import MultiPartParserError
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser, DataAndFiles, MultiPartParser
@@ -105,7 +106,7 @@ class FormatsView(ImportView):
 class TemplateView(ImportView):
     @extend_schema(
         operation_id="import_template",
-        parameters=[OpenApiParameter("format", str, enum=["standard", "dingtalk_daily"])],
+        parameters=[s.TemplateFilterSerializer],
         responses={(200, "text/csv"): str},
     )
     def get(self, request):
@@ -136,6 +137,7 @@ class UploadView(ImportView):
             "multipart/form-data": {
                 "type": "object",
                 "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
             },
         },
         responses={
@@ -160,7 +162,10 @@ class UploadView(ImportView):
             )
         content_type = django_request.META.get("CONTENT_TYPE", "")
         if content_type.startswith("multipart/form-data"):
-            upload = django_request.FILES.get("file")
+            try:
+                upload = django_request.FILES.get("file")
+            except MultiPartParserError as exc:  # no boundary, a broken frame: the client's
+                raise ValidationFailed(f"Malformed multipart body: {exc}") from exc
             if upload is None:
                 raise ValidationFailed(fields={"file": ["Attach the file as 'file'."]})
             filename = upload.name
@@ -301,7 +306,7 @@ class BatchItemsView(ImportView):
 
     @extend_schema(
         operation_id="import_batch_items",
-        parameters=[OpenApiParameter("action", str, enum=list(selectors.ItemAction.values))],
+        parameters=[s.ItemFilterSerializer],
         responses=s.ItemSerializer(many=True),
     )
     def get(self, request, batch_id):
@@ -317,12 +322,13 @@ class BatchItemsView(ImportView):
 class BatchExportView(ImportView):
     @extend_schema(
         operation_id="import_batch_export_csv",
-        parameters=[OpenApiParameter("type", str, enum=list(selectors.EXPORT_TYPES))],
+        parameters=[s.ExportFilterSerializer],
         responses={(200, "text/csv"): str},
     )
     def get(self, request, batch_id):
         export_type = validated(s.ExportFilterSerializer, query_params(request))["type"]
         batch = selectors.batch_get(organisation=_organisation(request), batch_id=batch_id)
+        services.batch_export_audit(actor=request.user, batch=batch, export_type=export_type)
         sql, params = selectors.batch_export_sql(batch=batch, export_type=export_type)
         return copy_csv_response(f"import-batch-{batch.pk}-{export_type}.csv", sql, params)
 

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.django_db
 User = get_user_model()
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 MONDAY = dt.date(2024, 3, 4)
+
+
 STATUSES = [
     "normal",
     "late",
@@ -403,7 +405,9 @@ def test_pagination(people, sixty_records):
         == (MONDAY - dt.timedelta(days=59)).isoformat()
     )
     assert page(client, "/api/attendance/records")[:3] == (1, 50, 60)
-    assert page(client, "/api/attendance/records?pageSize=1000")[:3] == (1, 200, 60)
+    assert page(client, "/api/attendance/records?pageSize=200")[:3] == (1, 200, 60)
+    refused = error(client.get("/api/attendance/records?pageSize=201"), 400, "VALIDATION_ERROR")
+    assert list(refused["details"]["fields"]) == ["pageSize"]
     assert page(client, "/api/attendance/records?page=99") == (99, 50, 60, [])
 
 
@@ -574,7 +578,8 @@ def test_export_validates_its_filters(people):
     assert list(error(response, 400, "VALIDATION_ERROR")["details"]["fields"]) == ["from"]
 
 
-def test_export_writes_no_audit_event_and_no_punch(people, records):
+def test_export_writes_only_its_own_audit_event_and_no_punch(people, records):
     before = AuditEvent.objects.count()
     export_rows(client_for(people["admin"]))
-    assert AuditEvent.objects.count() == before
+    assert AuditEvent.objects.count() == before + 1
+    assert AuditEvent.objects.filter(action="attendance.records.exported").count() == 1
