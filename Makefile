@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 ROWS ?= 500000
+EVENTS ?= 5000000
 
-.PHONY: run test lint format install migrate seed worker clean-data bench-import
+.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,3 +51,10 @@ clean-data:
 ## (BENCH_ARGS: e.g. --keep, --no-aged, --aged-batches 4, --database attendance_bench).
 bench-import: $(STAMP)
 	@$(BIN)/python -m benchmarks.import_bench --rows $(ROWS) $(BENCH_ARGS)
+
+## make bench-audit EVENTS=5000000: the audit viewer over HTTP at EVENTS seeded events (first
+## page, the 1,000th page by keyset, filtered pages, a 1,000,000-row CSV export with the web
+## worker's RSS sampled); prints JSON (BENCH_ARGS: e.g. --keep, --export-rows 200000,
+## --database attendance_audit_bench).
+bench-audit: $(STAMP)
+	@$(BIN)/python -m benchmarks.audit_bench --events $(EVENTS) $(BENCH_ARGS)

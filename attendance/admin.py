@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -39,11 +40,12 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
-from attendance import services
+from attendance import lockouts, services
 from attendance.models import (
     AdjustmentRequest,
     ApiToken,
@@ -275,6 +277,8 @@ def run_role_action(modeladmin, request, queryset, *, assign: bool, targets):
 
 
 class OrganisationAdminForm(forms.ModelForm):
+    actor = None  # the admin saving the form (set by OrganisationAdmin.get_form)
+
     class Meta:
         model = Organisation
         fields = ("name", "slug", "ip_allowlist")  # the admin's fieldsets add the others
@@ -288,7 +292,20 @@ class OrganisationAdminForm(forms.ModelForm):
                 parse_network(entry)
             except ValueError as exc:
                 raise forms.ValidationError(f"{entry!r} is not an IP network.") from exc
+        # The service refuses it too; asked here so the admin sees it on the field.
+        lockout = services.allowlist_self_lockout_error(
+            actor=self.actor, organisation=self.instance, allowlist=entries
+        )
+        if lockout:
+            raise forms.ValidationError(lockout)
         return entries
+
+    def clean_audit_retention_days(self):
+        days = self.cleaned_data.get("audit_retention_days")
+        too_short = services.retention_below_minimum_error(days)
+        if too_short:
+            raise forms.ValidationError(too_short)
+        return days
 
 
 @admin.register(Organisation)
@@ -332,6 +349,11 @@ class OrganisationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Deleting an organisation would escape the audit log (and is PROTECTed anyway).
         return False
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user
+        return form
 
     def save_model(self, request, obj, form, change):
         with transaction.atomic():
@@ -603,6 +625,20 @@ class EmployeeAdmin(ImportExportMixin, RoleActionsMixin, OrganisationScopedAdmin
             return refusal
         return super().export_action(request)
 
+    def get_export_data(self, file_format, request, queryset, **kwargs):
+        data = super().get_export_data(file_format, request, queryset, **kwargs)
+        audit_record(
+            actor=request.user,
+            action="attendance.employees.exported",
+            organisation=admin_organisation(request),
+            data={
+                "format": file_format.get_title(),
+                "rows": queryset.count(),
+                "filters": {key: request.GET.getlist(key) for key in request.GET},
+            },
+        )
+        return data
+
     def get_confirm_form_initial(self, request, import_form):
         initial = super().get_confirm_form_initial(request, import_form)
         if import_form is not None:  # the preview passed: remember its file for this login
@@ -855,6 +891,90 @@ class ApiTokenAdmin(OrganisationScopedAdmin):
             super().delete_queryset(request, queryset)
 
 
+# --- login lockouts ----------------------------------------------------------------------
+
+
+@admin.register(AccessAttempt)
+class LoginLockoutAdmin(admin.ModelAdmin):
+    """Failed sign-ins counted by django-axes (attendance/lockouts.py), unlocked only by the
+    audited actions. Attendance admins see and unlock their organisation's usernames;
+    superusers see everything and also unlock addresses."""
+
+    list_display = ("username", "ip_address", "failures_since_start", "attempt_time", "path_info")
+    search_fields = ("username", "ip_address")
+    ordering = ("-attempt_time",)
+    fields = ("username", "ip_address", "user_agent", "path_info", "failures_since_start")
+    readonly_fields = fields
+    actions = ("unlock_usernames", "unlock_addresses")
+
+    def _may_see(self, request) -> bool:
+        user = request.user
+        return user.is_active and (
+            user.is_superuser
+            or (
+                getattr(user, "employee", None) is not None
+                and roles.has_any_role(user, roles.ADMIN)
+            )
+        )
+
+    def has_module_permission(self, request):
+        return self._may_see(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._may_see(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # an unlock is an audited action, never a silent delete
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(username__in=organisation_users(request).values("username"))
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not request.user.is_superuser:
+            actions.pop("unlock_addresses", None)
+        return actions
+
+    def _unlock(self, request, **target):
+        try:
+            cleared = lockouts.login_lockout_reset(actor=request.user, **target)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return 0
+        return cleared
+
+    @admin.action(description=gettext_lazy("Unlock the selected usernames (audited)"))
+    def unlock_usernames(self, request, queryset):
+        usernames = sorted({name for name in queryset.values_list("username", flat=True) if name})
+        cleared = sum(self._unlock(request, username=name) for name in usernames)
+        self.message_user(
+            request,
+            gettext("Unlocked %(names)s: %(count)d failed sign-in record(s) cleared.")
+            % {"names": ", ".join(usernames) or "—", "count": cleared},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=gettext_lazy("Unlock the selected addresses (audited)"))
+    def unlock_addresses(self, request, queryset):
+        addresses = sorted({ip for ip in queryset.values_list("ip_address", flat=True) if ip})
+        cleared = sum(self._unlock(request, ip=address) for address in addresses)
+        self.message_user(
+            request,
+            gettext("Unlocked %(addresses)s: %(count)d failed sign-in record(s) cleared.")
+            % {"addresses": ", ".join(addresses) or "—", "count": cleared},
+            messages.SUCCESS,
+        )
+
+
 # --- users ------------------------------------------------------------------------------
 
 
@@ -905,6 +1025,58 @@ class UserAdmin(RoleActionsMixin, DjangoUserAdmin):
     @admin.display(description="Roles")
     def roles(self, obj):
         return role_names_of(obj)
+
+    @staticmethod
+    def _organisation_of(user):
+        employee = getattr(user, "employee", None)
+        return employee.organisation if employee else None
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            audit_record(
+                actor=request.user,
+                action="attendance.user.updated" if change else "attendance.user.created",
+                organisation=self._organisation_of(obj),
+                target=obj,
+                # Field names only: the add form's are password1/password2, never their values.
+                data={"username": obj.get_username(), "changed": list(form.changed_data)},
+            )
+
+    def user_change_password(self, request, id, form_url=""):
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:  # saved
+                user = self.get_object(request, id)
+                audit_record(
+                    actor=request.user,
+                    action="attendance.user.password_changed",
+                    organisation=self._organisation_of(user),
+                    target=user,
+                    data={"username": user.get_username()},
+                )
+        return response
+
+    def _audit_deleted(self, request, user):
+        audit_record(
+            actor=request.user,
+            action="attendance.user.deleted",
+            organisation=self._organisation_of(user),
+            target_type=user._meta.label_lower,
+            target_id=user.pk,
+            data={"username": user.get_username()},
+        )
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            self._audit_deleted(request, obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for user in queryset.select_related("employee__organisation"):
+                self._audit_deleted(request, user)
+            super().delete_queryset(request, queryset)
 
     @staticmethod
     def _role_targets(queryset):

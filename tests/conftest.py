@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 import pytest
-from django.core.cache import cache
+from django.conf import settings
+from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from attendance import services
@@ -21,8 +23,70 @@ def _fresh_cache(django_db_blocker):
     """Rate-limit counters must not leak from one test into another (the cache may live in
     the database, so clearing it is allowed even before a test asks for the database)."""
     with django_db_blocker.unblock():
-        cache.clear()
+        for alias in settings.CACHES:  # the default cache and the rate-limit counters'
+            caches[alias].clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _corrections_reach_the_tests_fixed_dates(settings):
+    """Many tests ask for corrections of fixed days (March 2024), older than the default
+    window of CORRECTION_MAX_AGE_DAYS; the window itself is tested where it is set."""
+    settings.CORRECTION_MAX_AGE_DAYS = (dt.date.today() - dt.date(2024, 1, 1)).days + 30
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request,
+    django_test_environment,
+    django_db_blocker,
+    django_db_use_migrations,
+    django_db_keepdb,
+    django_db_createdb,
+    django_db_modify_db_settings,
+):
+    """pytest-django's set-up, with the role split of production (common/db_roles.py): the
+    owner creates the test database and migrates it (``migrate`` grants the application's
+    role), then every test connects as the application's role, which owns nothing and may
+    only read and append the audit tables. Without DATABASE_MIGRATE_URL (one role) this is
+    pytest-django's own set-up."""
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+    from pytest_django.fixtures import _disable_migrations, _get_databases_for_setup
+
+    from common import db_roles
+
+    if not django_db_use_migrations:
+        _disable_migrations()
+    keepdb = django_db_keepdb and not django_db_createdb
+    aliases, serialized_aliases = _get_databases_for_setup(request.session.items)
+    with django_db_blocker.unblock():
+        if db_roles.split_configured():
+            with db_roles.as_owner(), connection._nodb_cursor() as cursor:
+                db_roles.ensure_app_role(cursor, db_roles.app_role())
+        with db_roles.as_owner():
+            db_cfg = setup_databases(
+                verbosity=request.config.option.verbose,
+                interactive=False,
+                aliases=aliases,
+                serialized_aliases=serialized_aliases,
+                keepdb=keepdb,
+            )
+    yield
+    if not keepdb:
+        with django_db_blocker.unblock(), db_roles.as_owner():
+            teardown_databases(db_cfg, verbosity=request.config.option.verbose)
+
+
+@pytest.fixture(autouse=True)
+def _empty_audit_tables_after_transactional_tests(request):
+    """The audit models are unmanaged (their triggers refuse the TRUNCATE of Django's flush),
+    so a transactional test's committed events would outlive it: emptied here instead."""
+    yield
+    from tests.audit.support import commits_outside_the_test_transaction, purge_audit_tables
+
+    if commits_outside_the_test_transaction(request):
+        purge_audit_tables()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -230,6 +230,15 @@ def test_last_out_before_first_in_is_refused(people):
     assert caught.value.details["fields"] == {"lastOut": ["Must not be before firstIn."]}
 
 
+def test_a_request_is_held_to_the_correction_window_outside_the_api_too(people, settings):
+    settings.CORRECTION_MAX_AGE_DAYS = 30
+    today = timezone.localdate(timezone=people["employee"].organisation.tz)
+    with pytest.raises(ValidationFailed) as caught:
+        ask(people["employee"], work_date=today - dt.timedelta(days=31))
+    assert list(caught.value.details["fields"]) == ["workDate"]
+    assert ask(people["employee"], work_date=today - dt.timedelta(days=30)).state == "pending"
+
+
 def test_a_request_must_ask_for_something_and_give_a_reason(people):
     with pytest.raises(ValidationFailed) as caught:
         services.adjustment_request_create(
