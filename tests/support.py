@@ -27,15 +27,10 @@ def test_database_url(identity: dict | None = None) -> str:
     return f"postgres://{db['USER']}{password}@{host}{port}/{db['NAME']}"
 
 
-def owner_connection(**kwargs):
-    """A psycopg connection to this test process's database as the role that owns the
-    schema (the migration role; in a single-role set-up the application's own role): for
-    tests that act as a DBA or an attacker with the owner's rights (disable triggers, drop a
-    partition, forge a row). Autocommit unless ``autocommit=False`` is given."""
+def _psycopg_connection(identity: dict | None, **kwargs):
     import psycopg
 
-    db = dict(connection.settings_dict)
-    db.update(getattr(settings, "DATABASE_OWNER", None) or {})
+    db = {**connection.settings_dict, **(identity or {})}
     kwargs.setdefault("autocommit", True)
     return psycopg.connect(
         dbname=db["NAME"],
@@ -45,6 +40,20 @@ def owner_connection(**kwargs):
         port=db.get("PORT") or None,
         **kwargs,
     )
+
+
+def owner_connection(**kwargs):
+    """A psycopg connection to this test process's database as the role that owns the
+    schema (the migration role; in a single-role set-up the application's own role): for
+    tests that act as a DBA or an attacker with the owner's rights (disable triggers, drop a
+    partition, forge a row). Autocommit unless ``autocommit=False`` is given."""
+    return _psycopg_connection(getattr(settings, "DATABASE_OWNER", None), **kwargs)
+
+
+def app_connection(**kwargs):
+    """A second psycopg connection as the application's role (the test's own settings): a
+    session that ``pg_stat_activity`` shows as the application's, like its other processes."""
+    return _psycopg_connection(None, **kwargs)
 
 
 def child_env(**overrides: str) -> dict[str, str]:

@@ -23,21 +23,3 @@ def commits_outside_the_test_transaction(request) -> bool:
         {"transactional_db", "live_server"} & set(request.fixturenames)
         or (marker is not None and marker.kwargs.get("transaction"))
     )
-
-
-def app_connection(**kwargs):
-    """A second psycopg connection as the application's role (the test's own settings):
-    a session that ``pg_stat_activity`` shows the application, as its other processes."""
-    import psycopg
-    from django.db import connection
-
-    db = connection.settings_dict
-    kwargs.setdefault("autocommit", True)
-    return psycopg.connect(
-        dbname=db["NAME"],
-        user=db["USER"],
-        password=db.get("PASSWORD") or None,
-        host=db.get("HOST") or None,
-        port=db.get("PORT") or None,
-        **kwargs,
-    )

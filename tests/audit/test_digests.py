@@ -21,8 +21,7 @@ from audit.models import AuditDigest, AuditEvent
 from audit.services import audit_seal, audit_verify
 from audit.services.digests import GENESIS, HASHED_COLUMNS, HOUR, ROW_TEXT_SQL, chain_hash
 from audit.services.partitions import _add_months
-from tests.audit.support import app_connection
-from tests.support import owner_connection
+from tests.support import app_connection, owner_connection
 
 
 def this_hour() -> dt.datetime:
