@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "audit",
     "attendance",
     "imports",
+    "events",
     "gates",
 ]
 
