@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 ROWS ?= 500000
 EVENTS ?= 5000000
+PARTICIPANTS ?= 100000
 
-.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit
+.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,3 +59,10 @@ bench-import: $(STAMP)
 ## --database attendance_audit_bench).
 bench-audit: $(STAMP)
 	@$(BIN)/python -m benchmarks.audit_bench --events $(EVENTS) $(BENCH_ARGS)
+
+## make bench-events PARTICIPANTS=100000: one completed event with PARTICIPANTS registered
+## participants still unknown: auto-absence (manage.py auto_absence run) and the event's
+## participants page over HTTP (first page, filtered, last page; median of 5); prints JSON
+## (BENCH_ARGS: e.g. --keep, --database attendance_events_bench).
+bench-events: $(STAMP)
+	@$(BIN)/python -m benchmarks.events_bench --participants $(PARTICIPANTS) $(BENCH_ARGS)

@@ -119,6 +119,18 @@ class RequestStateConflict(ApplicationError):
     default_message = "The request is not in a state that allows this."
 
 
+class CheckInClosed(ApplicationError):
+    code = "CHECKIN_CLOSED"
+    status_code = 409
+    default_message = "Check-in for this event is not open."
+
+
+class NotRegistered(ApplicationError):
+    code = "NOT_REGISTERED"
+    status_code = 409
+    default_message = "This registration is cancelled or waitlisted; check-in is not possible."
+
+
 class InternalError(ApplicationError):
     """What the client sees of a bug: no detail of it, ever (the log has those)."""
 

@@ -31,6 +31,7 @@ urlpatterns = [
         ),
     ),
     path("attendance-admin/", include((audit_urlpatterns, "audit-api"), namespace="audit-api")),
+    path("", include(("events.api.urls", "events-api"), namespace="events-api")),
     # Any rest of the path, a newline or a NUL included ("." stops at a newline, and
     # Django would answer its HTML 404, in development a list of every URL pattern).
     re_path(r"^[\s\S]*\Z", api_not_found),

@@ -352,7 +352,12 @@ SPECTACULAR_SETTINGS = {
     # what it is answered (read-only fields, non-blank strings), and the fuzzing reads both.
     "COMPONENT_SPLIT_REQUEST": True,
     # The IANA zones are one enum, whichever field (settings' timeZone, preview's timezone).
-    "ENUM_NAME_OVERRIDES": {"TimeZoneEnum": "common.fields.TIME_ZONES"},
+    "ENUM_NAME_OVERRIDES": {
+        "TimeZoneEnum": "common.fields.TIME_ZONES",
+        # Events' "status" fields hold two choice sets (the event's, an attendance).
+        "EventStatusEnum": "events.choices.EventStatus",
+        "AttendanceEnum": "events.choices.Attendance",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "common.schema.wrap_in_envelope",
@@ -408,6 +413,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "imports.tasks.purge_expired_uploads",
         "schedule": 60 * 60,
     },
+    "events-complete-due": {
+        "task": "events.tasks.complete_due_events",
+        "schedule": 60,
+    },
+    "events-auto-absence": {
+        "task": "events.tasks.run_auto_absence",
+        "schedule": 60,
+    },
 }
 
 # --- attendance -------------------------------------------------------------------------
@@ -418,6 +431,9 @@ AUDIT_PARTITION_MONTHS_AHEAD = env.int("AUDIT_PARTITION_MONTHS_AHEAD", default=1
 # began before its end is still open.
 AUDIT_SEAL_GRACE_SECONDS = env.int("AUDIT_SEAL_GRACE_SECONDS", default=300)
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="attendance-demo")
+# Participants marked absent per transaction by auto-absence (each batch commits alone, so
+# an organiser's mark waits at most one batch).
+EVENTS_AUTO_ABSENCE_BATCH = env.int("EVENTS_AUTO_ABSENCE_BATCH", default=1000)
 
 # --- imports ----------------------------------------------------------------------------
 # Private storage for uploads: never under MEDIA_ROOT or STATIC_ROOT, never served.

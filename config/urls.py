@@ -23,6 +23,7 @@ urlpatterns = [
     path("attendance/", include("attendance.urls")),
     path("imports/", include("imports.urls")),
     path("audit/", include("audit.urls")),
+    path("events/", include("events.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its initialising script as a file: no inline script (CSP).
     path(

@@ -19,6 +19,7 @@ A failure prints schemathesis's report with a ``curl`` line that reproduces it.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -29,6 +30,7 @@ from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.settings import spectacular_settings
 from hypothesis import HealthCheck, settings
@@ -37,6 +39,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from attendance import services
 from config.wsgi import application
+from events import services as events_services
 from imports import services as imports_services
 from imports.models import ImportJob
 from tests.support import data
@@ -49,6 +52,12 @@ SEED = 20260508
 # (operationId → (status, error code, the only fields a VALIDATION_ERROR may name)) is not
 # a positive-data failure; every other check still runs on it. Anything else refused fails.
 _PERIOD = (400, "VALIDATION_ERROR", frozenset({"to"}), "'to' must not be before 'from'")
+_EVENT_TIMES = (
+    400,
+    "VALIDATION_ERROR",
+    frozenset({"startsAt", "endsAt", "checkInOpensAt", "checkInClosesAt"}),
+    "an event ends after it starts, its check-in closes after it opens (with the stored times)",
+)
 SEMANTIC_REFUSALS: dict[str, list[tuple[int, str, frozenset[str] | None, str]]] = {
     "attendance_records": [_PERIOD],
     "attendance_export_csv": [_PERIOD],
@@ -69,6 +78,9 @@ SEMANTIC_REFUSALS: dict[str, list[tuple[int, str, frozenset[str] | None, str]]] 
             "allowlist entries must be IP networks that keep the saving admin's address",
         ),
     ],
+    "events_list": [_PERIOD],
+    "events_create": [_EVENT_TIMES],
+    "events_update": [_EVENT_TIMES],
     "import_upload": [
         (400, "EMPTY_FILE", None, "the file holds no rows"),
         (415, "UNSUPPORTED_FORMAT", None, "the bytes are no CSV, XLSX or DAT we read"),
@@ -185,6 +197,15 @@ def world(organisation, make_person, settings, tmp_path):
         format="json",
     )
     assert queued.status_code == 202, queued.content
+    starts_at = timezone.now() + dt.timedelta(minutes=10)  # check-in is open
+    event = events_services.event_create(
+        actor=admin.user,
+        organisation=organisation,
+        title="Fuzz",
+        starts_at=starts_at,
+        ends_at=starts_at + dt.timedelta(hours=1),
+    )
+    events_services.participants_add(actor=None, event=event, employee_nos=["F001"])
     return {
         "admin": admin,
         "file_id": upload["fileId"],
@@ -194,6 +215,8 @@ def world(organisation, make_person, settings, tmp_path):
             "/api/attendance-admin/users/": [admin.user_id, report.user_id],
             "batch_id": [kept, undone],
             "job_id": [str(job.pk) for job in ImportJob.objects.filter(organisation=organisation)],
+            "/api/events/": [event.pk],
+            "pid": list(event.participants.values_list("pk", flat=True)),
         },
     }
 
