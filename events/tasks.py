@@ -4,12 +4,13 @@ batches ``FOR UPDATE SKIP LOCKED``."""
 
 from celery import shared_task
 
-from events.services import auto_absence_run, events_complete_due
+from events.services import auto_absence_run, events_complete_due, events_start_due
 
 
 @shared_task(name="events.tasks.complete_due_events")
-def complete_due_events() -> list[int]:
-    return events_complete_due()
+def complete_due_events() -> dict:
+    """Started events become in progress, ended ones completed."""
+    return {"started": events_start_due(), "completed": events_complete_due()}
 
 
 @shared_task(name="events.tasks.run_auto_absence")

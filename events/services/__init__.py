@@ -15,6 +15,7 @@ from events.services.lifecycle import (
     event_create,
     event_update,
     events_complete_due,
+    events_start_due,
 )
 from events.services.participation import (
     participant_check_in,
@@ -37,6 +38,7 @@ __all__ = [
     "event_create",
     "event_update",
     "events_complete_due",
+    "events_start_due",
     "participant_check_in",
     "participant_mark",
     "participant_registration_set",

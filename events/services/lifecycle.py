@@ -8,12 +8,14 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from attendance.models import Organisation
 from audit.services import audit_record
 from common.exceptions import RequestStateConflict, ValidationFailed
 from events.choices import EventStatus
 from events.models import Event
 from events.services.common import (
     EDITABLE_FIELDS,
+    EVENT_TARGET,
     FINISHED_STATES,
     _audit_value,
     _lock_event,
@@ -200,3 +202,37 @@ def events_complete_due(*, now=None) -> list[int]:
             )
             completed.append(event_id)
     return completed
+
+
+def events_start_due(*, now=None) -> list[int]:
+    """Mark ``in_progress`` (as the system) every scheduled event that has started and not
+    yet ended, so its status says what the clock says. One statement; one audit event per
+    organisation naming its events (a bulk write logs once)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        started = list(
+            Event.objects.filter(status=EventStatus.SCHEDULED, starts_at__lte=now, ends_at__gt=now)
+            .select_for_update(skip_locked=True)
+            .values_list("id", "organisation_id")
+        )
+        if not started:
+            return []
+        Event.objects.filter(pk__in=[pk for pk, _org in started]).update(
+            status=EventStatus.IN_PROGRESS, updated_at=now
+        )
+        by_organisation: dict[int, list[int]] = {}
+        for pk, organisation_id in started:
+            by_organisation.setdefault(organisation_id, []).append(pk)
+        for organisation_id, event_ids in by_organisation.items():
+            audit_record(
+                actor=None,
+                action="events.events.started",
+                organisation=Organisation(pk=organisation_id),
+                target_type=EVENT_TARGET,
+                data={
+                    "from": EventStatus.SCHEDULED,
+                    "to": EventStatus.IN_PROGRESS,
+                    "events": event_ids,
+                },
+            )
+    return [pk for pk, _org in started]

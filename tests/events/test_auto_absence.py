@@ -217,7 +217,7 @@ def test_beat_tasks_complete_ended_events_then_mark_absences(
     now = timezone.now()
     event = make_event(starts_at=now - dt.timedelta(hours=2), ends_at=now - dt.timedelta(hours=1))
     register_many(event, 3)
-    assert tasks.complete_due_events() == [event.pk]
+    assert tasks.complete_due_events() == {"started": [], "completed": [event.pk]}
     assert tasks.run_auto_absence()["marked"] == 3
 
 
@@ -316,3 +316,21 @@ def test_two_runs_at_once_mark_each_participant_once(make_event, register_many, 
     assert sorted(marked) == sorted(ids)  # each once
     assert set(attendance_of(ids).values()) == {"absent"}
     assert AuditEvent.objects.filter(action="events.auto_absence.completed").count() == 2
+
+
+@pytest.mark.django_db
+def test_beat_marks_started_events_in_progress_once(make_event):
+    from audit.models import AuditEvent
+
+    now = timezone.now()
+    running = make_event(
+        starts_at=now - dt.timedelta(minutes=5), ends_at=now + dt.timedelta(hours=1)
+    )
+    later = make_event(starts_at=now + dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=2))
+    assert tasks.complete_due_events() == {"started": [running.pk], "completed": []}
+    running.refresh_from_db()
+    later.refresh_from_db()
+    assert (running.status, later.status) == ("in_progress", "scheduled")
+    started = AuditEvent.objects.get(action="events.events.started")
+    assert started.data["events"] == [running.pk]
+    assert tasks.complete_due_events() == {"started": [], "completed": []}
