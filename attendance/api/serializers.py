@@ -29,8 +29,22 @@ MONTH_PATTERN = r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|
 class LocalDateTimeField(StrictDateTimeField):
     """ISO 8601 with the offset of the organisation's time zone (set in the context).
 
-    On input, a time without an offset is read in that time zone too, not in UTC.
+    On input, a time without an offset is read in that time zone too, not in UTC, and only
+    between the years FIRST_YEAR and LAST_YEAR.
     """
+
+    FIRST_YEAR, LAST_YEAR = 1970, 9000
+    default_error_messages = {
+        "out_of_range": _("Give a time between the years %(first)d and %(last)d."),
+    }
+
+    def to_internal_value(self, value):
+        # Checked on the text, before DRF converts it: DRF's own time zone check overflows
+        # (a 500) on a time at the very start or end of Python's calendar.
+        year = value[:4] if isinstance(value, str) else ""
+        if year.isascii() and year.isdigit() and not self.FIRST_YEAR <= int(year) <= self.LAST_YEAR:
+            self.fail("out_of_range", first=self.FIRST_YEAR, last=self.LAST_YEAR)
+        return super().to_internal_value(value)
 
     def default_timezone(self):
         return self.context.get("tz") or super().default_timezone()

@@ -23,7 +23,6 @@ MAX_LATE_GRACE_MINUTES = 240
 MAX_BATCH = 5000
 # Instants outside these years are refused: a check-in window computed around year 1 or
 # 9999 would leave what Python's datetime can hold, and no event happens there.
-FIRST_YEAR, LAST_YEAR = 1970, 9000
 
 # JSON field → model field, for the bodies of create and patch.
 EVENT_FIELDS = {
@@ -36,22 +35,6 @@ EVENT_FIELDS = {
     "lateGraceMinutes": "late_grace_minutes",
 }
 MODEL_TO_JSON = {model: json for json, model in EVENT_FIELDS.items()}
-
-
-class EventTimeField(LocalDateTimeField):
-    """An event's instant: RFC 3339, or without an offset in the organisation's zone."""
-
-    default_error_messages = {
-        "out_of_range": _("Give a time between the years %(first)d and %(last)d."),
-    }
-
-    def to_internal_value(self, value):
-        # Checked on the text, before DRF converts it: DRF's own time zone check overflows
-        # (a 500) on a time at the very start or end of Python's calendar.
-        year = value[:4] if isinstance(value, str) else ""
-        if year.isascii() and year.isdigit() and not FIRST_YEAR <= int(year) <= LAST_YEAR:
-            self.fail("out_of_range", first=FIRST_YEAR, last=LAST_YEAR)
-        return super().to_internal_value(value)
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -146,13 +129,13 @@ def _late_grace(**kwargs) -> StrictIntegerField:
 
 class EventCreateInputSerializer(StrictInputSerializer):
     title = _title()
-    startsAt = EventTimeField()
-    endsAt = EventTimeField(help_text="After startsAt.")
+    startsAt = LocalDateTimeField()
+    endsAt = LocalDateTimeField(help_text="After startsAt.")
     location = _location(required=False, default="")
-    checkInOpensAt = EventTimeField(
+    checkInOpensAt = LocalDateTimeField(
         required=False, allow_null=True, help_text="Empty: 30 minutes before the start."
     )
-    checkInClosesAt = EventTimeField(
+    checkInClosesAt = LocalDateTimeField(
         required=False, allow_null=True, help_text="Empty: at the end; after checkInOpensAt."
     )
     lateGraceMinutes = _late_grace(required=False, default=5)
@@ -162,11 +145,11 @@ class EventUpdateInputSerializer(StrictInputSerializer):
     """Only the keys given change; a scheduled or running event only."""
 
     title = _title(required=False)
-    startsAt = EventTimeField(required=False)
-    endsAt = EventTimeField(required=False)
+    startsAt = LocalDateTimeField(required=False)
+    endsAt = LocalDateTimeField(required=False)
     location = _location(required=False)
-    checkInOpensAt = EventTimeField(required=False, allow_null=True)
-    checkInClosesAt = EventTimeField(required=False, allow_null=True)
+    checkInOpensAt = LocalDateTimeField(required=False, allow_null=True)
+    checkInClosesAt = LocalDateTimeField(required=False, allow_null=True)
     lateGraceMinutes = _late_grace(required=False)
 
 

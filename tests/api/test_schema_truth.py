@@ -165,3 +165,11 @@ def test_corrections_older_than_the_window_are_refused(people, settings):
     assert list(
         error(ask(today - dt.timedelta(days=31)), 400, "VALIDATION_ERROR")["details"]["fields"]
     ) == ["workDate"]
+
+
+@pytest.mark.parametrize("instant", ["0001-01-01T00:00", "9999-12-31T23:59:59Z"])
+def test_times_at_the_ends_of_the_calendar_are_refused_not_a_500(people, instant):
+    # In a zone ahead of UTC, DRF's own conversion of year 1 overflowed (a 500).
+    body = {"workDate": "2026-11-02", "firstIn": instant, "reason": "forgot"}
+    response = client_for(people["employee"]).post("/api/attendance/requests", body, format="json")
+    assert "firstIn" in error(response, 400, "VALIDATION_ERROR")["details"]["fields"]
