@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from attendance.models import AdjustmentRequest, AttendanceRecord, Employee, Organisation
 from audit.models import AuditEvent
 from common import roles
+from events.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,16 @@ def test_seed_demo_is_idempotent(settings):
     assert Employee.objects.filter(organisation=organisation).count() == 12
     assert records == 12 * 20
     assert AdjustmentRequest.objects.filter(employee__user__username="employee").count() == 1
+    events = {event.title: event for event in Event.objects.filter(organisation=organisation)}
+    assert len(events) == 3
+    running = events["Fire safety training"]
+    assert running.status == "in_progress" and running.participants.count() == 12
+    past = events["Volunteer shift: book fair"]
+    assert past.status == "completed"
+    assert past.participants.filter(attendance="present").count() == 10
+    assert past.participants.filter(attendance="excused").count() == 1
     run("seed_demo", "--employees", "12", "--days", "20")
+    assert Event.objects.filter(organisation=organisation).count() == 3
     assert AttendanceRecord.objects.filter(organisation=organisation).count() == records
     assert Employee.objects.filter(organisation=organisation).count() == 12
     admin = Employee.objects.get(organisation=organisation, user__username="admin").user

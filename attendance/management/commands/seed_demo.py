@@ -53,6 +53,7 @@ class Command(BaseCommand):
             people = self._people(organisation, employees, password)
             new_days = self._days(organisation, people, days)
             self._requests(organisation, people)
+            new_events = self._events(organisation, people)
             audit_record(
                 actor=None,
                 action="attendance.demo.seeded",
@@ -61,6 +62,7 @@ class Command(BaseCommand):
                 data={
                     "employees": len(people),
                     "newDays": new_days,
+                    "newEvents": new_events,
                     "organisationCreated": created,
                 },
             )
@@ -169,6 +171,51 @@ class Command(BaseCommand):
         if roll > 0.97:
             return [(arrive, PunchKind.IN)]  # forgot to punch out
         return [(arrive, PunchKind.IN), (leave, PunchKind.OUT)]
+
+    @staticmethod
+    def _events(organisation, people) -> int:
+        """Three events so the events pages are not empty: one running now (the demo users
+        are among its participants and can check in), one tomorrow, one last week already
+        completed and marked. Made once, through the events services."""
+        from events import services as event_services
+        from events.models import Event
+
+        if Event.objects.filter(organisation=organisation).exists():
+            return 0
+        organiser = next(p for p in people if p.user and p.user.username == "approver").user
+        numbers = [person.employee_no for person in people[:20]]
+        now = timezone.now().replace(second=0, microsecond=0)
+        plans = [
+            ("Fire safety training", "Room 301", now - dt.timedelta(minutes=20), 2),
+            ("Quarterly all-hands", "Main hall", now + dt.timedelta(days=1), 1),
+            ("Volunteer shift: book fair", "Lobby", now - dt.timedelta(days=7), 3),
+        ]
+        for title, location, starts_at, hours in plans:
+            event = event_services.event_create(
+                actor=organiser,
+                organisation=organisation,
+                title=title,
+                location=location,
+                starts_at=starts_at,
+                ends_at=starts_at + dt.timedelta(hours=hours),
+            )
+            event_services.participants_add(actor=organiser, event=event, employee_nos=numbers)
+            if starts_at < now - dt.timedelta(days=1):
+                # All but two came; one was excused; the last is left for auto-absence.
+                *came, excused, _unknown = list(event.participants.order_by("id"))
+                for participant in came:
+                    event_services.participant_mark(
+                        actor=organiser, participant=participant, status="present"
+                    )
+                event_services.participant_mark(
+                    actor=organiser,
+                    participant=excused,
+                    status="excused",
+                    notes="On leave that week.",
+                )
+                event_services.event_complete(actor=organiser, event=event)
+        event_services.events_start_due(now=now)
+        return len(plans)
 
     @staticmethod
     def _requests(organisation, people):
