@@ -24,7 +24,6 @@ Nothing that would escape the audit log is deleted here (employees are deactivat
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 
 from axes.models import AccessAttempt
@@ -36,16 +35,12 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
-from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
-from django.utils.decorators import method_decorator
 from django.utils.translation import gettext, gettext_lazy
-from django.views.decorators.http import require_POST
-from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from attendance import lockouts, services
+from attendance.admin_imports import OrganisationImportExportMixin
 from attendance.models import (
     AdjustmentRequest,
     ApiToken,
@@ -477,13 +472,8 @@ class EmployeeForm(forms.ModelForm):
         return cleaned
 
 
-# Session key: the preview files this login may confirm (see EmployeeAdmin.process_import).
-EMPLOYEE_IMPORTS_SESSION_KEY = "attendance_employee_imports"
-EMPLOYEE_IMPORTS_PENDING_MAX = 5
-
-
 @admin.register(Employee)
-class EmployeeAdmin(ImportExportMixin, RoleActionsMixin, OrganisationScopedAdmin):
+class EmployeeAdmin(OrganisationImportExportMixin, RoleActionsMixin, OrganisationScopedAdmin):
     """Employees, with Import / Export (CSV, XLSX) of the admin's own organisation.
 
     Import and export need the change permission on employees and an organisation: the
@@ -496,6 +486,9 @@ class EmployeeAdmin(ImportExportMixin, RoleActionsMixin, OrganisationScopedAdmin
 
     form = EmployeeForm
     resource_classes = (EmployeeResource,)
+    imports_session_key = "attendance_employee_imports"
+    export_audit_action = "attendance.employees.exported"
+    rows_noun = gettext_lazy("employees")
     # ``formats`` is a property of the mixin (and ``import_formats`` / ``export_formats``
     # read the unprefixed IMPORT_FORMATS / EXPORT_FORMATS settings): pin all three here.
     formats = (CSV, XLSX)
@@ -573,126 +566,6 @@ class EmployeeAdmin(ImportExportMixin, RoleActionsMixin, OrganisationScopedAdmin
                 employee.employee_no,
                 f"{employee} ({employee.user.get_username() if employee.user else 'no login'})",
             )
-
-    # --- import / export (django-import-export) -------------------------------------------
-
-    def has_import_permission(self, request):
-        return self.has_change_permission(request) and admin_organisation(request) is not None
-
-    def has_export_permission(self, request):
-        return self.has_change_permission(request) and admin_organisation(request) is not None
-
-    def get_resource_kwargs(self, request, *args, **kwargs):
-        # Both get_import_resource_kwargs and get_export_resource_kwargs come through here.
-        return {"organisation": admin_organisation(request)}
-
-    def get_import_data_kwargs(self, **kwargs):
-        # A confirmation whose rows no longer validate is rolled back as a whole (the
-        # library's default would write the valid rows and drop the invalid ones).
-        return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
-
-    def _changelist_redirect(self):
-        return HttpResponseRedirect(
-            reverse(
-                "admin:{}_{}_changelist".format(*self.get_model_info()),
-                current_app=self.admin_site.name,
-            )
-        )
-
-    def _refuse_without_organisation(self, request, what: str):
-        """None when the request may import/export; otherwise the response refusing it."""
-        if admin_organisation(request) is not None:
-            return None
-        if not self.has_change_permission(request):
-            raise PermissionDenied
-        self.message_user(
-            request,
-            f"{what} works on one organisation's employees, and this login administers no "
-            "single organisation. Sign in as that organisation's admin to do it.",
-            messages.ERROR,
-        )
-        return self._changelist_redirect()
-
-    def import_action(self, request, **kwargs):
-        refusal = self._refuse_without_organisation(request, "Import")
-        if refusal is not None:
-            return refusal
-        return super().import_action(request, **kwargs)
-
-    def export_action(self, request):
-        refusal = self._refuse_without_organisation(request, "Export")
-        if refusal is not None:
-            return refusal
-        return super().export_action(request)
-
-    def get_export_data(self, file_format, request, queryset, **kwargs):
-        data = super().get_export_data(file_format, request, queryset, **kwargs)
-        audit_record(
-            actor=request.user,
-            action="attendance.employees.exported",
-            organisation=admin_organisation(request),
-            data={
-                "format": file_format.get_title(),
-                "rows": queryset.count(),
-                "filters": {key: request.GET.getlist(key) for key in request.GET},
-            },
-        )
-        return data
-
-    def get_confirm_form_initial(self, request, import_form):
-        initial = super().get_confirm_form_initial(request, import_form)
-        if import_form is not None:  # the preview passed: remember its file for this login
-            # The confirm form cleans the name to its basename (the library writes it as a
-            # full path): compare like with like.
-            name = os.path.basename(initial["import_file_name"])
-            pending = request.session.get(EMPLOYEE_IMPORTS_SESSION_KEY, [])
-            pending = [*pending, name][-EMPLOYEE_IMPORTS_PENDING_MAX:]
-            request.session[EMPLOYEE_IMPORTS_SESSION_KEY] = pending
-        return initial
-
-    @method_decorator(require_POST)
-    def process_import(self, request, **kwargs):
-        """Confirm only a preview this login made: the temporary file's name comes back
-        from the browser, and the library would read (and then delete) whatever file of
-        the temporary folder it names."""
-        refusal = self._refuse_without_organisation(request, "Import")
-        if refusal is not None:
-            return refusal
-        if not self.has_import_permission(request):
-            raise PermissionDenied
-        confirm = self.get_confirm_form_class(request)(request.POST)
-        name = confirm.cleaned_data["import_file_name"] if confirm.is_valid() else None
-        pending = request.session.get(EMPLOYEE_IMPORTS_SESSION_KEY, [])
-        if name not in pending:
-            self.message_user(
-                request,
-                "Nothing imported: this preview is no longer waiting for confirmation. "
-                "Upload the file again.",
-                messages.ERROR,
-            )
-            return self._changelist_redirect()
-        request.session[EMPLOYEE_IMPORTS_SESSION_KEY] = [n for n in pending if n != name]
-        try:
-            return super().process_import(request, **kwargs)
-        except FileNotFoundError:
-            self.message_user(
-                request,
-                "Nothing imported: the uploaded file is gone. Upload it again.",
-                messages.ERROR,
-            )
-            return self._changelist_redirect()
-
-    def process_result(self, result, request):
-        if result.has_errors() or result.has_validation_errors():
-            # Rolled back (see get_import_data_kwargs): say so instead of "Import finished".
-            self.message_user(
-                request,
-                "Nothing imported: some rows no longer pass the checks (the employees changed "
-                "since the preview). Upload the file again to see which.",
-                messages.ERROR,
-            )
-            return self._changelist_redirect()
-        return super().process_result(result, request)
 
 
 # --- day records, punches ---------------------------------------------------------------

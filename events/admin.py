@@ -14,25 +14,19 @@ group carries no model permissions for this app; the role itself is the permissi
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.http import HttpResponseRedirect
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, gettext_lazy
-from django.views.decorators.http import require_POST
-from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from attendance.admin import OrganisationScopedAdmin, admin_organisation
-from audit.services import audit_record
+from attendance.admin_imports import OrganisationImportExportMixin
 from common import roles
 from common.exceptions import ApplicationError
 from events import selectors, services
@@ -42,8 +36,6 @@ from events.resources import ParticipantResource
 
 EVENT_FIELDS = services.EDITABLE_FIELDS
 FINISHED = (EventStatus.COMPLETED, EventStatus.CANCELLED)
-PARTICIPANT_IMPORTS_SESSION_KEY = "events_participant_imports"
-PARTICIPANT_IMPORTS_PENDING_MAX = 5
 
 
 def _local(moment, organisation) -> str:
@@ -67,6 +59,9 @@ class OrganiserAdminAccess:
         )
 
     def has_module_permission(self, request):
+        return self._may_use(request)
+
+    def may_import_export(self, request) -> bool:
         return self._may_use(request)
 
     def has_view_permission(self, request, obj=None):
@@ -232,13 +227,18 @@ class ParticipantChangeForm(forms.ModelForm):
 
 
 @admin.register(EventParticipant)
-class EventParticipantAdmin(ImportExportMixin, OrganiserAdminAccess, OrganisationScopedAdmin):
+class EventParticipantAdmin(
+    OrganisationImportExportMixin, OrganiserAdminAccess, OrganisationScopedAdmin
+):
     """Participants; attendance and notes are set through ``participant_mark`` (an
     organiser's mark). Import / Export (CSV, XLSX) of the admin's own organisation, a
     preview then a confirmation of a file this login previewed (as for employees)."""
 
     organisation_lookup = "event__organisation_id"
     resource_classes = (ParticipantResource,)
+    imports_session_key = "events_participant_imports"
+    export_audit_action = "events.participants.exported"
+    rows_noun = gettext_lazy("participants")
     formats = (CSV, XLSX)
     import_formats = formats
     export_formats = formats
@@ -330,111 +330,3 @@ class EventParticipantAdmin(ImportExportMixin, OrganiserAdminAccess, Organisatio
                 obj.pk = EventParticipant.objects.get(event=obj.event, employee=obj.employee).pk
         except ApplicationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
-
-    # --- import / export (django-import-export) -------------------------------------------
-
-    def has_import_permission(self, request):
-        return self._may_use(request) and admin_organisation(request) is not None
-
-    def has_export_permission(self, request):
-        return self._may_use(request) and admin_organisation(request) is not None
-
-    def get_resource_kwargs(self, request, *args, **kwargs):
-        return {"organisation": admin_organisation(request)}
-
-    def get_import_data_kwargs(self, **kwargs):
-        # A confirmation whose rows no longer validate writes nothing at all.
-        return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
-
-    def _changelist_redirect(self):
-        return HttpResponseRedirect(
-            reverse(
-                "admin:{}_{}_changelist".format(*self.get_model_info()),
-                current_app=self.admin_site.name,
-            )
-        )
-
-    def _refuse_without_organisation(self, request):
-        if admin_organisation(request) is not None:
-            return None
-        if not self._may_use(request):
-            raise PermissionDenied
-        self.message_user(
-            request,
-            gettext(
-                "Import and export work on one organisation's participants, and this login "
-                "administers no single organisation. Sign in as that organisation's admin."
-            ),
-            messages.ERROR,
-        )
-        return self._changelist_redirect()
-
-    def import_action(self, request, **kwargs):
-        return self._refuse_without_organisation(request) or super().import_action(
-            request, **kwargs
-        )
-
-    def export_action(self, request):
-        return self._refuse_without_organisation(request) or super().export_action(request)
-
-    def get_export_data(self, file_format, request, queryset, **kwargs):
-        exported = super().get_export_data(file_format, request, queryset, **kwargs)
-        audit_record(
-            actor=request.user,
-            action="events.participants.exported",
-            organisation=admin_organisation(request),
-            data={"format": file_format.get_title(), "rows": queryset.count()},
-        )
-        return exported
-
-    def get_confirm_form_initial(self, request, import_form):
-        initial = super().get_confirm_form_initial(request, import_form)
-        if import_form is not None:  # the preview passed: remember its file for this login
-            name = os.path.basename(initial["import_file_name"])
-            pending = request.session.get(PARTICIPANT_IMPORTS_SESSION_KEY, [])
-            pending = [*pending, name][-PARTICIPANT_IMPORTS_PENDING_MAX:]
-            request.session[PARTICIPANT_IMPORTS_SESSION_KEY] = pending
-        return initial
-
-    @method_decorator(require_POST)
-    def process_import(self, request, **kwargs):
-        """Confirm only a preview this login made (the library would read whatever file of
-        its temporary folder the browser names)."""
-        refusal = self._refuse_without_organisation(request)
-        if refusal is not None:
-            return refusal
-        if not self.has_import_permission(request):
-            raise PermissionDenied
-        confirm = self.get_confirm_form_class(request)(request.POST)
-        name = confirm.cleaned_data["import_file_name"] if confirm.is_valid() else None
-        pending = request.session.get(PARTICIPANT_IMPORTS_SESSION_KEY, [])
-        if name not in pending:
-            self.message_user(
-                request,
-                gettext("Nothing imported: this preview is no longer waiting. Upload it again."),
-                messages.ERROR,
-            )
-            return self._changelist_redirect()
-        request.session[PARTICIPANT_IMPORTS_SESSION_KEY] = [n for n in pending if n != name]
-        try:
-            return super().process_import(request, **kwargs)
-        except FileNotFoundError:
-            self.message_user(
-                request,
-                gettext("Nothing imported: the uploaded file is gone. Upload it again."),
-                messages.ERROR,
-            )
-            return self._changelist_redirect()
-
-    def process_result(self, result, request):
-        if result.has_errors() or result.has_validation_errors():
-            self.message_user(
-                request,
-                gettext(
-                    "Nothing imported: some rows no longer pass the checks. Upload the file "
-                    "again to see which."
-                ),
-                messages.ERROR,
-            )
-            return self._changelist_redirect()
-        return super().process_result(result, request)
