@@ -30,7 +30,6 @@ import datetime as dt
 import http.client
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -54,9 +53,12 @@ from benchmarks.stack import (  # noqa: E402
     children_of,
     database_name,
     log,
+    machine_facts,
     mb,
     ms_since,
+    prepare_database,
     proc_status,
+    provision_user,
     with_database,
 )
 
@@ -216,30 +218,19 @@ class WebStack(Stack):
 
 
 def bootstrap(stack: Stack) -> str:
-    stack.manage("migrate", "--noinput", "-v", "0")
-    stack.manage("createcachetable")
-    stack.manage(
-        "shell",
-        "-c",
-        "from attendance.models import Organisation\n"
-        f"for slug in ({BENCH_ORG!r}, {OTHER_ORG!r}):\n"
-        "    Organisation.objects.update_or_create(\n"
-        "        slug=slug, defaults={'name': slug, 'time_zone': 'Asia/Shanghai'})\n",
+    prepare_database(
+        stack,
+        {slug: {"name": slug, "time_zone": "Asia/Shanghai"} for slug in (BENCH_ORG, OTHER_ORG)},
     )
-    stack.manage(
-        "provision_user",
+    return provision_user(
+        stack,
         ADMIN,
-        "--org",
-        BENCH_ORG,
-        "--employee-no",
-        "AUDIT-ADMIN",
-        "--name",
-        "Audit admin",
-        "--role",
-        "admin",
+        org=BENCH_ORG,
+        employee_no="AUDIT-ADMIN",
+        name="Audit admin",
+        role="admin",
+        bearer_label="audit benchmark",
     )
-    output = stack.manage("issue_token", ADMIN, "--name", "audit benchmark", capture=True)
-    return output.strip().splitlines()[-1].strip()
 
 
 def timed_get(api: Api, path: str) -> tuple[float, dict]:
@@ -417,13 +408,7 @@ def run(args) -> tuple[dict, int]:
         report["targets"] = TARGETS
         report["met"] = {"pages": all(ms < TARGETS["pageMs"] for ms in pages)}
         report["loadAverageAfter"] = os.getloadavg()
-        report["machine"] = {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
-        }
-        with db.connect() as connection:
-            report["machine"]["postgres"] = connection.execute("SHOW server_version").fetchone()[0]
+        report["machine"] = machine_facts(db)
     except Exception as error:
         code = 1
         if not isinstance(error, BenchError):

@@ -33,7 +33,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -58,7 +57,10 @@ from benchmarks.stack import (  # noqa: E402
     child_env,
     database_name,
     log,
+    machine_facts,
     ms_since,
+    prepare_database,
+    provision_user,
 )
 
 BENCH_DATABASE = "attendance_events_bench"
@@ -96,29 +98,24 @@ SEED_PARTICIPANTS_SQL = """
 
 
 def bootstrap(stack: WebStack) -> None:
-    stack.manage("migrate", "--noinput", "-v", "0")
-    stack.manage("createcachetable")
-    stack.manage(
-        "shell",
-        "-c",
-        "from attendance.models import Organisation\n"
-        "Organisation.objects.update_or_create(\n"
-        f"    slug={BENCH_ORG!r}, defaults={{'name': 'Events bench', 'time_zone':"
-        " 'Asia/Shanghai', 'auto_absence_delay_minutes': 60})\n",
+    prepare_database(
+        stack,
+        {
+            BENCH_ORG: {
+                "name": "Events bench",
+                "time_zone": "Asia/Shanghai",
+                "auto_absence_delay_minutes": 60,
+            }
+        },
     )
-    stack.manage(
-        "provision_user",
+    provision_user(
+        stack,
         ORGANISER,
-        "--org",
-        BENCH_ORG,
-        "--employee-no",
-        "ORGANISER",
-        "--name",
-        "Bench organiser",
-        "--role",
-        "approver",
-        "--password",
-        PASSWORD,
+        org=BENCH_ORG,
+        employee_no="ORGANISER",
+        name="Bench organiser",
+        role="approver",
+        password=PASSWORD,
     )
 
 
@@ -296,13 +293,7 @@ def run(args) -> tuple[dict, int]:
             ),
         }
         report["loadAverageAfter"] = os.getloadavg()
-        report["machine"] = {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
-        }
-        with db.connect() as connection:
-            report["machine"]["postgres"] = connection.execute("SHOW server_version").fetchone()[0]
+        report["machine"] = machine_facts(db)
     except Exception as error:
         code = 1
         if not isinstance(error, BenchError):

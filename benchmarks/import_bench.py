@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -74,6 +73,7 @@ from benchmarks.stack import (  # noqa: E402
     child_env,
     database_name,
     log,
+    machine_facts,
     mb,
     ms_since,
     phase,
@@ -155,11 +155,6 @@ def drive_api(
     answer = outcome.pop("result")
     phases["rollback"] = phase(outcome.pop("ms"), rows, **outcome, result=answer)
     log(f"rollback {phases['rollback']['ms']} ms: {answer}")
-
-
-def server_version(db: Database) -> str | None:
-    with db.connect() as connection:
-        return connection.execute("SHOW server_version").fetchone()[0]
 
 
 def ratio(numerator, denominator) -> float | None:
@@ -281,10 +276,7 @@ def run(args) -> tuple[dict, int]:
             report["djangoImportExport"] = run_import_export(stack, db, org, floor_csv, iex_rows)
             log(f"django-import-export {report['djangoImportExport']['ms']} ms")
         report["machine"] = {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "postgres": server_version(db),
-            "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
+            **machine_facts(db),
             "broker": (urlsplit(broker).scheme if broker else "filesystem"),
         }
     except Exception as error:

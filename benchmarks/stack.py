@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import platform
 import re
 import signal
 import socket
@@ -416,33 +417,85 @@ class Stack:
 # --- set-up ---------------------------------------------------------------------------
 
 
-def bootstrap(stack: Stack) -> str:
-    """Migrate, the two organisations, the importer and its bearer token."""
-    started = time.perf_counter()
+def prepare_database(stack, organisations: dict[str, dict]) -> None:
+    """Migrate the bench database and create (or update) its organisations, by slug, with
+    the given fields. ``stack`` is any stack with ``manage`` (this module's or a web-only
+    one)."""
     stack.manage("migrate", "--noinput", "-v", "0")
     stack.manage("createcachetable")
     stack.manage(
         "shell",
         "-c",
         "from attendance.models import Organisation\n"
-        f"for slug, name in (({BENCH_ORG!r}, 'Bench'), ({FLOOR_ORG!r}, 'Bench floor')):\n"
-        "    Organisation.objects.update_or_create(\n"
-        "        slug=slug, defaults={'name': name, 'time_zone': 'Asia/Shanghai'})\n",
+        f"for slug, defaults in {organisations!r}.items():\n"
+        "    Organisation.objects.update_or_create(slug=slug, defaults=defaults)\n",
     )
+
+
+def provision_user(
+    stack,
+    username: str,
+    *,
+    org: str,
+    employee_no: str,
+    name: str,
+    role: str,
+    password: str | None = None,
+    bearer_label: str | None = None,
+) -> str | None:
+    """An employee with a login in ``role``; with ``bearer_label`` (the token's name) its
+    new bearer token."""
+    extra = ["--password", password] if password else []
     stack.manage(
         "provision_user",
-        IMPORTER,
+        username,
         "--org",
-        BENCH_ORG,
+        org,
         "--employee-no",
-        "BENCH-IMPORTER",
+        employee_no,
         "--name",
-        "Bench importer",
+        name,
         "--role",
-        "importer",
+        role,
+        *extra,
     )
-    output = stack.manage("issue_token", IMPORTER, "--name", "import benchmark", capture=True)
-    token = output.strip().splitlines()[-1].strip()
+    if bearer_label is None:
+        return None
+    output = stack.manage("issue_token", username, "--name", bearer_label, capture=True)
+    return output.strip().splitlines()[-1].strip()
+
+
+def machine_facts(db: Database) -> dict:
+    """What a figure was measured on: cores, Python, PostgreSQL, which database."""
+    with db.connect() as connection:
+        postgres = connection.execute("SHOW server_version").fetchone()[0]
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "postgres": postgres,
+        "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
+    }
+
+
+def bootstrap(stack: Stack) -> str:
+    """Migrate, the two organisations, the importer and its bearer token."""
+    started = time.perf_counter()
+    prepare_database(
+        stack,
+        {
+            BENCH_ORG: {"name": "Bench", "time_zone": "Asia/Shanghai"},
+            FLOOR_ORG: {"name": "Bench floor", "time_zone": "Asia/Shanghai"},
+        },
+    )
+    token = provision_user(
+        stack,
+        IMPORTER,
+        org=BENCH_ORG,
+        employee_no="BENCH-IMPORTER",
+        name="Bench importer",
+        role="importer",
+        bearer_label="import benchmark",
+    )
     log(f"Migrated and provisioned {IMPORTER} in {ms_since(started)} ms")
     return token
 
