@@ -148,7 +148,75 @@ def _text_field(name: str, *, identifier: bool = False) -> fields.Field:
     return fields.Field(attribute=name, column_name=name, widget=TextWidget(identifier=identifier))
 
 
-class EmployeeResource(resources.ModelResource):
+class OrganisationResource(resources.ModelResource):
+    """A resource bound to ONE organisation (employees here, event participants in
+    events/resources.py): it reads and writes only that organisation's rows, audits a real
+    import once, and neutralises formulas on export.
+
+    Subclasses name ``audit_action`` (the import's summary event), ``bound_widgets`` (the
+    fields whose widgets look rows up in the organisation) and ``unbound_refusal``."""
+
+    audit_action = ""
+    bound_widgets: tuple[str, ...] = ()
+    unbound_refusal = "An import or export works on one organisation."
+
+    def __init__(self, organisation: Organisation | None = None, **kwargs):
+        # ``organisation`` may only be missing for looking at the columns: the library's
+        # export form instantiates resource classes without arguments to list them.
+        super().__init__(**kwargs)
+        self.organisation = organisation
+        # self.fields is this instance's deep copy: its widgets can hold the organisation.
+        for name in self.bound_widgets:
+            self.fields[name].widget.organisation = organisation
+
+    def _bound_organisation(self) -> Organisation:
+        if self.organisation is None:
+            raise ValueError(self.unbound_refusal)
+        return self.organisation
+
+    def import_data(self, dataset, *args, **kwargs):
+        self._bound_organisation()
+        return super().import_data(dataset, *args, **kwargs)
+
+    def export(self, queryset=None, **kwargs):
+        self._bound_organisation()
+        return super().export(queryset, **kwargs)
+
+    def after_import(self, dataset, result, **kwargs):
+        """One summary audit event for a real import, inside the import's transaction (so
+        it is rolled back with the rows if the import is).
+
+        ``ModelResource.after_import`` is deliberately not called: it resets the table's id
+        sequence to ``max(id)``, which this import never needs (it never writes ids) and
+        which could rewind the sequence under a concurrent insert.
+        """
+        # The library adds ``dry_run`` to these kwargs only once it has imported a row; an
+        # empty file writes nothing, and an unknown flag counts as a dry run.
+        if kwargs.get("dry_run", True):
+            return
+        totals = result.totals
+        audit_record(
+            actor=kwargs.get("user"),
+            action=self.audit_action,
+            organisation=self.organisation,
+            data={
+                "new": totals[RowResult.IMPORT_TYPE_NEW],
+                "update": totals[RowResult.IMPORT_TYPE_UPDATE],
+                "skip": totals[RowResult.IMPORT_TYPE_SKIP],
+                "error": totals[RowResult.IMPORT_TYPE_ERROR]
+                + totals[RowResult.IMPORT_TYPE_INVALID],
+                "rows": result.total_rows,
+                "fileName": str(kwargs.get("file_name") or "")[:200],
+            },
+        )
+
+    # --- export ---------------------------------------------------------------------------
+
+    def export_field(self, field, instance, **kwargs):
+        return neutralise_formula(super().export_field(field, instance, **kwargs))
+
+
+class EmployeeResource(OrganisationResource):
     employee_no = _text_field("employee_no", identifier=True)
     name = _text_field("name")
     department = _text_field("department")
@@ -179,19 +247,13 @@ class EmployeeResource(resources.ModelResource):
         use_transactions = True
         name = "Employees"
 
-    def __init__(self, organisation: Organisation | None = None, **kwargs):
-        # ``organisation`` may only be missing for looking at the columns: the library's
-        # export form instantiates resource classes without arguments to list them.
-        super().__init__(**kwargs)
-        self.organisation = organisation
-        # self.fields is this instance's deep copy: the widget can hold the organisation.
-        self.fields["approver"].widget.organisation = organisation
-        self._repeated_numbers: set[str] = set()
+    audit_action = AUDIT_ACTION
+    bound_widgets = ("approver",)
+    unbound_refusal = "An employee import or export works on one organisation."
 
-    def _bound_organisation(self) -> Organisation:
-        if self.organisation is None:
-            raise ValueError("An employee import or export works on one organisation.")
-        return self.organisation
+    def __init__(self, organisation: Organisation | None = None, **kwargs):
+        super().__init__(organisation, **kwargs)
+        self._repeated_numbers: set[str] = set()
 
     # --- scoping: only the bound organisation, ever -------------------------------------
 
@@ -205,14 +267,6 @@ class EmployeeResource(resources.ModelResource):
 
     def filter_export(self, queryset, **kwargs):
         return queryset.filter(organisation=self._bound_organisation())
-
-    def import_data(self, dataset, *args, **kwargs):
-        self._bound_organisation()
-        return super().import_data(dataset, *args, **kwargs)
-
-    def export(self, queryset=None, **kwargs):
-        self._bound_organisation()
-        return super().export(queryset, **kwargs)
 
     # --- import ---------------------------------------------------------------------------
 
@@ -277,36 +331,3 @@ class EmployeeResource(resources.ModelResource):
         # Belt and braces: validate_instance already refused this.
         if instance.organisation_id != self.organisation.pk:
             raise ValidationError("The employee belongs to another organisation.")
-
-    def after_import(self, dataset, result, **kwargs):
-        """One summary audit event for a real import, inside the import's transaction (so
-        it is rolled back with the rows if the import is).
-
-        ``ModelResource.after_import`` is deliberately not called: it resets the table's id
-        sequence to ``max(id)``, which this import never needs (it never writes ids) and
-        which could rewind the sequence under a concurrent insert.
-        """
-        # The library adds ``dry_run`` to these kwargs only once it has imported a row; an
-        # empty file writes nothing, and an unknown flag counts as a dry run.
-        if kwargs.get("dry_run", True):
-            return
-        totals = result.totals
-        audit_record(
-            actor=kwargs.get("user"),
-            action=AUDIT_ACTION,
-            organisation=self.organisation,
-            data={
-                "new": totals[RowResult.IMPORT_TYPE_NEW],
-                "update": totals[RowResult.IMPORT_TYPE_UPDATE],
-                "skip": totals[RowResult.IMPORT_TYPE_SKIP],
-                "error": totals[RowResult.IMPORT_TYPE_ERROR]
-                + totals[RowResult.IMPORT_TYPE_INVALID],
-                "rows": result.total_rows,
-                "fileName": str(kwargs.get("file_name") or "")[:200],
-            },
-        )
-
-    # --- export ---------------------------------------------------------------------------
-
-    def export_field(self, field, instance, **kwargs):
-        return neutralise_formula(super().export_field(field, instance, **kwargs))

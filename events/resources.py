@@ -22,12 +22,10 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from import_export import fields, resources, widgets
-from import_export.results import RowResult
+from import_export import fields, widgets
 
 from attendance.models import Employee, Organisation
-from attendance.resources import TextWidget, cell_text, neutralise_formula
-from audit.services import audit_record
+from attendance.resources import OrganisationResource, TextWidget, cell_text
 from events import services
 from events.choices import EventStatus, Registration
 from events.models import Event, EventParticipant
@@ -114,7 +112,7 @@ def _export_only(attribute: str, column: str, widget=None) -> fields.Field:
     )
 
 
-class ParticipantResource(resources.ModelResource):
+class ParticipantResource(OrganisationResource):
     event = fields.Field(attribute="event", column_name="event", widget=EventWidget())
     employee_no = fields.Field(
         attribute="employee", column_name="employee_no", widget=EmployeeNumberWidget()
@@ -146,18 +144,9 @@ class ParticipantResource(resources.ModelResource):
         use_transactions = True
         name = "Participants"
 
-    def __init__(self, organisation: Organisation | None = None, **kwargs):
-        # ``organisation`` may only be missing for looking at the columns (the library's
-        # export form instantiates resource classes without arguments to list them).
-        super().__init__(**kwargs)
-        self.organisation = organisation
-        for name in ("event", "employee_no", "marked_at"):
-            self.fields[name].widget.organisation = organisation
-
-    def _bound_organisation(self) -> Organisation:
-        if self.organisation is None:
-            raise ValueError("A participant import or export works on one organisation.")
-        return self.organisation
+    audit_action = AUDIT_ACTION
+    bound_widgets = ("event", "employee_no", "marked_at")
+    unbound_refusal = "A participant import or export works on one organisation."
 
     def get_queryset(self):
         return EventParticipant.objects.filter(
@@ -167,12 +156,7 @@ class ParticipantResource(resources.ModelResource):
     def filter_export(self, queryset, **kwargs):
         return queryset.filter(event__organisation=self._bound_organisation())
 
-    def import_data(self, dataset, *args, **kwargs):
-        self._bound_organisation()
-        return super().import_data(dataset, *args, **kwargs)
-
     def export(self, queryset=None, **kwargs):
-        self._bound_organisation()
         if queryset is not None:
             queryset = queryset.select_related("event", "employee")
         return super().export(queryset, **kwargs)
@@ -215,29 +199,3 @@ class ParticipantResource(resources.ModelResource):
                 actor=actor, participant=instance, registration=wanted
             )
             instance.registration = wanted
-
-    def after_import(self, dataset, result, **kwargs):
-        """One summary audit event for a real import, inside the import's transaction.
-        (``ModelResource.after_import`` is not called: it resets the id sequence.)"""
-        if kwargs.get("dry_run", True):
-            return
-        totals = result.totals
-        audit_record(
-            actor=kwargs.get("user"),
-            action=AUDIT_ACTION,
-            organisation=self.organisation,
-            data={
-                "new": totals[RowResult.IMPORT_TYPE_NEW],
-                "update": totals[RowResult.IMPORT_TYPE_UPDATE],
-                "skip": totals[RowResult.IMPORT_TYPE_SKIP],
-                "error": totals[RowResult.IMPORT_TYPE_ERROR]
-                + totals[RowResult.IMPORT_TYPE_INVALID],
-                "rows": result.total_rows,
-                "fileName": str(kwargs.get("file_name") or "")[:200],
-            },
-        )
-
-    # --- export ---------------------------------------------------------------------------
-
-    def export_field(self, field, instance, **kwargs):
-        return neutralise_formula(super().export_field(field, instance, **kwargs))
