@@ -53,10 +53,10 @@ def _forbidden(request, title: str, message: str):
     )
 
 
-def attendance_page(*, approver: bool = False):
+def attendance_page(*, any_role: tuple[str, ...] = (), refusal: tuple[str, str] = ("", "")):
     """Every page: a logged-in user linked to an active employee, calling from an address the
-    organisation allows; ``approver=True`` also needs the approver or admin role. The view
-    finds the employee on ``request.employee``."""
+    organisation allows; with ``any_role``, also one of those roles, else the 403 page with
+    ``refusal`` (title, message). The view finds the employee on ``request.employee``."""
 
     def decorator(view):
         @wraps(view)
@@ -82,12 +82,8 @@ def attendance_page(*, approver: bool = False):
                 return _forbidden(
                     request, "Employee deactivated", "Your employee record is deactivated."
                 )
-            if approver and not roles.has_any_role(request.user, roles.APPROVER, roles.ADMIN):
-                return _forbidden(
-                    request,
-                    "Approvers only",
-                    "This page is for approvers and administrators.",
-                )
+            if any_role and not roles.has_any_role(request.user, *any_role):
+                return _forbidden(request, *refusal)
             request.employee = employee
             with timezone.override(employee.organisation.tz):
                 return view(request, *args, **kwargs)
@@ -95,6 +91,12 @@ def attendance_page(*, approver: bool = False):
         return wrapper
 
     return decorator
+
+
+approver_page = attendance_page(
+    any_role=(roles.APPROVER, roles.ADMIN),
+    refusal=("Approvers only", "This page is for approvers and administrators."),
+)
 
 
 # --- small helpers -----------------------------------------------------------------------
@@ -428,7 +430,7 @@ def request_cancel(request, pk: int):
 # --- approvals ---------------------------------------------------------------------------
 
 
-@attendance_page(approver=True)
+@approver_page
 @require_http_methods(["GET"])
 def approvals(request):
     employee = request.employee
@@ -475,7 +477,7 @@ def approvals(request):
     )
 
 
-@attendance_page(approver=True)
+@approver_page
 @require_POST
 def request_decide(request, pk: int):
     form = DecisionForm(request.POST)

@@ -6,16 +6,16 @@ means."""
 from __future__ import annotations
 
 import json
-from functools import wraps
 from urllib.parse import urlencode
 
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
-from attendance.views import _forbidden, attendance_page
+from attendance.views import attendance_page
 from audit import selectors
 from audit.api.serializers import AuditListQuerySerializer
 from common import roles
@@ -25,22 +25,13 @@ WHEN_NAMES = ("from", "to")
 PAGE_SIZES = (50, 100, 200)
 
 
-def admin_page(view):
-    """``attendance_page`` (login, employee, IP allowlist, active) plus the admin role, with
-    the same 403 page; the view finds the employee on ``request.employee``."""
-
-    @attendance_page()
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not roles.has_any_role(request.user, roles.ADMIN):
-            return _forbidden(
-                request,
-                _("Administrators only"),
-                _("This page is for administrators of the organisation."),
-            )
-        return view(request, *args, **kwargs)
-
-    return wrapper
+admin_page = attendance_page(
+    any_role=(roles.ADMIN,),
+    refusal=(
+        gettext_lazy("Administrators only"),
+        gettext_lazy("This page is for administrators of the organisation."),
+    ),
+)
 
 
 def _query(params: dict, **changes) -> str:

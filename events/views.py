@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from functools import wraps
 from urllib.parse import urlencode
 
 from django import forms
@@ -27,7 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from attendance.views import _forbidden, attendance_page
+from attendance.views import attendance_page
 from common.exceptions import ApplicationError
 from events import selectors, services
 from events.choices import Attendance, EventStatus, Registration
@@ -59,22 +58,13 @@ CLOSED_STATUSES = (EventStatus.COMPLETED, EventStatus.CANCELLED)
 is_organiser = selectors.is_organiser
 
 
-def organiser_page(view):
-    """``attendance_page`` (login, active employee, IP allowlist, the organisation's zone)
-    plus an organiser's role: the attendance admin or approver."""
-
-    @attendance_page()
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not is_organiser(request.user):
-            return _forbidden(
-                request,
-                _("Organisers only"),
-                _("This page is for event organisers (approvers and administrators)."),
-            )
-        return view(request, *args, **kwargs)
-
-    return wrapper
+organiser_page = attendance_page(
+    any_role=selectors.ORGANISER_ROLES,
+    refusal=(
+        gettext_lazy("Organisers only"),
+        gettext_lazy("This page is for event organisers (approvers and administrators)."),
+    ),
+)
 
 
 # --- forms -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
-from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
@@ -21,7 +20,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from attendance.models import Employee
-from attendance.views import _clock, _forbidden, attendance_page
+from attendance.views import _clock, attendance_page
 from common import roles
 from common.exceptions import ApplicationError, NotFound
 from imports import selectors, services
@@ -50,22 +49,10 @@ ACTION_LABELS = dict(ItemAction.choices)
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def import_page(view):
-    """``attendance_page`` (login, employee, IP allowlist, active) plus the importer or admin
-    role; the view finds the employee on ``request.employee``."""
-
-    @attendance_page()
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not roles.has_any_role(request.user, roles.IMPORTER, roles.ADMIN):
-            return _forbidden(
-                request,
-                "Importers only",
-                "The import pages are for importers and administrators.",
-            )
-        return view(request, *args, **kwargs)
-
-    return wrapper
+import_page = attendance_page(
+    any_role=(roles.IMPORTER, roles.ADMIN),
+    refusal=("Importers only", "The import pages are for importers and administrators."),
+)
 
 
 def _batch_or_404(request, batch_id: int) -> ImportBatch:
