@@ -26,7 +26,6 @@ from attendance.choices import PunchKind, RecordStatus, RequestState
 from attendance.forms import CorrectionForm, DecisionForm
 from common import ratelimit, roles
 from common.exceptions import ApplicationError, RateLimited, ValidationFailed
-from common.net import client_ip, ip_allowed
 
 STATUS_LABELS = dict(RecordStatus.choices)
 STATE_LABELS = dict(RequestState.choices)
@@ -54,9 +53,10 @@ def _forbidden(request, title: str, message: str):
 
 
 def attendance_page(*, any_role: tuple[str, ...] = (), refusal: tuple[str, str] = ("", "")):
-    """Every page: a logged-in user linked to an active employee, calling from an address the
-    organisation allows; with ``any_role``, also one of those roles, else the 403 page with
-    ``refusal`` (title, message). The view finds the employee on ``request.employee``."""
+    """Every page: a logged-in user linked to an active employee; with ``any_role``, also one
+    of those roles, else the 403 page with ``refusal`` (title, message). The view finds the
+    employee on ``request.employee``. The organisation's IP allowlist is checked before, by
+    ``common.middleware.OrganisationIpAllowlistMiddleware``, for pages and admin alike."""
 
     def decorator(view):
         @wraps(view)
@@ -70,13 +70,6 @@ def attendance_page(*, any_role: tuple[str, ...] = (), refusal: tuple[str, str] 
                     "No employee record",
                     "Your login is not linked to an employee, so there is no attendance to "
                     "show. Ask an administrator to link it.",
-                )
-            if not ip_allowed(client_ip(request), employee.organisation.ip_allowlist):
-                return _forbidden(
-                    request,
-                    "Access from this address is not allowed",
-                    f"{employee.organisation.name} does not allow access from this address "
-                    f"({client_ip(request) or 'unknown'}). Connect from the office network or VPN.",
                 )
             if not employee.is_active:
                 return _forbidden(
