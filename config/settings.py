@@ -435,6 +435,39 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="attendance-demo")
 # an organiser's mark waits at most one batch).
 EVENTS_AUTO_ABSENCE_BATCH = env.int("EVENTS_AUTO_ABSENCE_BATCH", default=1000)
 
+# --- gates ------------------------------------------------------------------------------
+# A run older than this no longer speaks for the deployment (P0 and P1; P2 gates).
+GATES_STALE_HOURS = env.float("GATES_STALE_HOURS", default=36)
+GATES_STALE_HOURS_P2 = env.float("GATES_STALE_HOURS_P2", default=240)
+# The perf gate's budgets (milliseconds per phase) and its regression check: a phase more
+# than RATIO times slower than the median of the last BASELINE_RUNS good runs regresses.
+GATES_PERF_ROWS = env.int("GATES_PERF_ROWS", default=10_000)
+GATES_PERF_SCALE_ROWS = env.int("GATES_PERF_SCALE_ROWS", default=500_000)
+GATES_PERF_MAX_PREVIEW_MS = env.int("GATES_PERF_MAX_PREVIEW_MS", default=5_000)
+GATES_PERF_MAX_COMMIT_MS = env.int("GATES_PERF_MAX_COMMIT_MS", default=30_000)
+GATES_PERF_MAX_EXPORT_MS = env.int("GATES_PERF_MAX_EXPORT_MS", default=5_000)
+GATES_PERF_MAX_ROLLBACK_MS = env.int("GATES_PERF_MAX_ROLLBACK_MS", default=15_000)
+GATES_PERF_REGRESSION_RATIO = env.float("GATES_PERF_REGRESSION_RATIO", default=1.5)
+GATES_PERF_BASELINE_RUNS = env.int("GATES_PERF_BASELINE_RUNS", default=5)
+# The smoke gate's job polling: transient 429/5xx answers are retried this many times.
+GATES_POLL_RETRIES = env.int("GATES_POLL_RETRIES", default=5)
+GATES_POLL_TIMEOUT_SECONDS = env.float("GATES_POLL_TIMEOUT_SECONDS", default=300)
+GATES_HTTP_TIMEOUT_SECONDS = env.float("GATES_HTTP_TIMEOUT_SECONDS", default=60)
+# Escalation: opened after this many consecutive failing (non-drill) runs of a P0/P1 gate.
+GATES_ESCALATE_AFTER_FAILURES = env.int("GATES_ESCALATE_AFTER_FAILURES", default=1)
+# Webhooks notified of escalations: "slack=https://…,dingtalk=https://…" (a bare URL is
+# Slack-style); each is tried GATES_WEBHOOK_ATTEMPTS times at most.
+GATES_WEBHOOKS = env.list("GATES_WEBHOOKS", default=[])
+GATES_WEBHOOK_ATTEMPTS = env.int("GATES_WEBHOOK_ATTEMPTS", default=3)
+GATES_WEBHOOK_TIMEOUT_SECONDS = env.float("GATES_WEBHOOK_TIMEOUT_SECONDS", default=5)
+# check --deploy warnings the preflight accepts, each with its reason ("id=reason,…").
+GATES_PREFLIGHT_SILENCED = env.dict("GATES_PREFLIGHT_SILENCED", default={})
+# The deploy/ directory the preflight reads (compose file, nginx config).
+GATES_DEPLOY_DIR = env.path("GATES_DEPLOY_DIR", default=BASE_DIR / "deploy")
+# Backups: a file whose modification time is the last good backup's (empty: not checked).
+GATES_BACKUP_STAMP = env.str("GATES_BACKUP_STAMP", default="")
+GATES_BACKUP_MAX_AGE_HOURS = env.float("GATES_BACKUP_MAX_AGE_HOURS", default=26)
+
 # --- imports ----------------------------------------------------------------------------
 # Private storage for uploads: never under MEDIA_ROOT or STATIC_ROOT, never served.
 IMPORT_STORAGE_DIR = env.path("IMPORT_STORAGE_DIR", default=embedded.DATA_DIR / "uploads")
