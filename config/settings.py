@@ -421,6 +421,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "events.tasks.run_auto_absence",
         "schedule": 60,
     },
+    "gates-scheduled": {
+        "task": "gates.tasks.run_scheduled_gates",
+        "schedule": env.float("GATES_SCHEDULE_HOURS", default=12) * 60 * 60,
+    },
 }
 
 # --- attendance -------------------------------------------------------------------------
@@ -467,6 +471,13 @@ GATES_DEPLOY_DIR = env.path("GATES_DEPLOY_DIR", default=BASE_DIR / "deploy")
 # Backups: a file whose modification time is the last good backup's (empty: not checked).
 GATES_BACKUP_STAMP = env.str("GATES_BACKUP_STAMP", default="")
 GATES_BACKUP_MAX_AGE_HOURS = env.float("GATES_BACKUP_MAX_AGE_HOURS", default=26)
+
+# What beat runs, and how often (below GATES_STALE_HOURS, so a healthy deployment never
+# shows a stale gate). The HTTP gates need the deployment's address and an admin's token.
+GATES_SCHEDULED = env.list("GATES_SCHEDULED", default=["preflight"])
+GATES_SCHEDULE_HOURS = env.float("GATES_SCHEDULE_HOURS", default=12)
+GATES_BASE_URL = env.str("GATES_BASE_URL", default="")
+GATES_TOKEN = env.str("GATES_TOKEN", default="")
 
 # --- imports ----------------------------------------------------------------------------
 # Private storage for uploads: never under MEDIA_ROOT or STATIC_ROOT, never served.
