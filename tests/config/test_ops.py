@@ -115,6 +115,11 @@ def test_production_settings_pass_check_deploy():
         ({"SECRET_KEY": "insecure-development-key-never-use-in-production"}, "SECRET_KEY"),
         ({"DEBUG": "true"}, "DEBUG"),
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS"),
+        (
+            {"DATABASE_URL": "postgres://attendance_app:change_me@db:5432/attendance"},
+            "replace the CHANGE_ME placeholder in DATABASE_URL",
+        ),
+        ({"GATES_TOKEN": "CHANGE_ME"}, "replace the CHANGE_ME placeholder in GATES_TOKEN"),
     ],
 )
 def test_production_refuses_unsafe_settings(override, message):
@@ -122,6 +127,20 @@ def test_production_refuses_unsafe_settings(override, message):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
+
+
+@pytest.mark.integration
+def test_the_env_example_copied_as_it_is_starts_nothing():
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / "deploy" / "env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    result = _manage("check", **example)
+    assert result.returncode != 0
+    refused = result.stderr.rsplit("placeholder in ", 1)[1]
+    for name in ("SECRET_KEY", "DATABASE_URL", "DATABASE_MIGRATE_URL", "GATES_TOKEN"):
+        assert name in refused
 
 
 @pytest.mark.integration
