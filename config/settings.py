@@ -30,6 +30,18 @@ if DJANGO_ENV not in {"development", "test", "production"}:
 IS_PRODUCTION = DJANGO_ENV == "production"
 TESTING = DJANGO_ENV == "test" or "pytest" in sys.modules
 
+# Environment variables that carry secrets; in production none may hold the placeholder.
+PLACEHOLDER_MARK = "CHANGE_ME"
+PLACEHOLDER_CHECKED_SETTINGS = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "DATABASE_MIGRATE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "GATES_TOKEN",
+    "GATES_WEBHOOKS",
+    "DEMO_PASSWORD",
+)
 DEVELOPMENT_SECRET_KEY = "insecure-development-key-never-use-in-production"  # noqa: S105
 SECRET_KEY = env.str("SECRET_KEY", default="" if IS_PRODUCTION else DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DEBUG", default=not IS_PRODUCTION and not TESTING)
@@ -48,6 +60,14 @@ if IS_PRODUCTION:
         problems.append("ALLOWED_HOSTS must name the served hosts, not '*'")
     if not env.str("DATABASE_URL", default=""):
         problems.append("DATABASE_URL must be set (the embedded database is for development)")
+    # deploy/env.example's placeholders: a copied example must not start a deployment.
+    placeholders = [
+        name
+        for name in PLACEHOLDER_CHECKED_SETTINGS
+        if PLACEHOLDER_MARK in env.str(name, default="").upper()
+    ]
+    if placeholders:
+        problems.append(f"replace the {PLACEHOLDER_MARK} placeholder in {', '.join(placeholders)}")
     if problems:
         raise ImproperlyConfigured("Production settings refused: " + "; ".join(problems))
 

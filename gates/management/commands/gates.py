@@ -23,8 +23,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", choices=[*GATES, *REPORTS])
         parser.add_argument("--drill", action="store_true", help="Store the run as a drill.")
-        parser.add_argument("--base-url", help="The deployment under test (smoke, perf, …).")
-        parser.add_argument("--token", help="An admin's bearer token for --base-url.")
+        parser.add_argument(
+            "--base-url", help="The deployment under test (smoke, perf, …; GATES_BASE_URL)."
+        )
+        parser.add_argument("--token", help="An admin's bearer token for --base-url (GATES_TOKEN).")
         parser.add_argument("--rows", type=int, help="perf: rows to import.")
         parser.add_argument("--compose", help="preflight: a compose file to inspect.")
         parser.add_argument("--json", action="store_true", help="Print JSON.")
@@ -39,13 +41,20 @@ class Command(BaseCommand):
         return self._run(name, options)
 
     def _run(self, name, options):
+        from django.conf import settings
+
         from gates.services import run_gate
+        from gates.tasks import OVER_HTTP
 
         gate_options = {
             key: options[key]
             for key in ("base_url", "token", "rows", "compose")
             if options.get(key) not in (None, "")
         }
+        if name in OVER_HTTP:  # the deployment's own address and token (deploy.sh's smoke)
+            gate_options.setdefault("base_url", settings.GATES_BASE_URL)
+            gate_options.setdefault("token", settings.GATES_TOKEN)
+            gate_options = {key: value for key, value in gate_options.items() if value}
         if name == "perf" and (gate_options.get("rows") or 0) >= _scale_rows():
             name = "perf-scale"  # the high-scale variant is its own P2 gate
         run = run_gate(name, options=gate_options, drill=options["drill"], trigger="cli")
