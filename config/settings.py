@@ -488,6 +488,17 @@ GATES_WEBHOOK_TIMEOUT_SECONDS = env.float("GATES_WEBHOOK_TIMEOUT_SECONDS", defau
 GATES_PREFLIGHT_SILENCED = env.dict("GATES_PREFLIGHT_SILENCED", default={})
 # The deploy/ directory the preflight reads (compose file, nginx config).
 GATES_DEPLOY_DIR = env.path("GATES_DEPLOY_DIR", default=BASE_DIR / "deploy")
+# nginx's proxy_read/proxy_send/client_body timeouts must be at least this (seconds): each is
+# an idle bound, and the longest idle stretch of an import request is the app working on the
+# largest allowed file (preview or sync commit) before its first byte of answer: ~2 million
+# CSV rows in 200 MB, tens of seconds at the measured ~75,000 rows/s, with a 5-10x margin for
+# a loaded host. Below it nginx answers 504 while the app is still working.
+GATES_PREFLIGHT_MIN_PROXY_TIMEOUT_SECONDS = env.int(
+    "GATES_PREFLIGHT_MIN_PROXY_TIMEOUT_SECONDS", default=300
+)
+# How long the preflight waits for the workers' answers to its ping (it waits the whole time:
+# every worker that answers within it is listed).
+GATES_PREFLIGHT_PING_TIMEOUT_SECONDS = env.float("GATES_PREFLIGHT_PING_TIMEOUT_SECONDS", default=2)
 # Backups: a file whose modification time is the last good backup's (empty: not checked).
 GATES_BACKUP_STAMP = env.str("GATES_BACKUP_STAMP", default="")
 GATES_BACKUP_MAX_AGE_HOURS = env.float("GATES_BACKUP_MAX_AGE_HOURS", default=26)
@@ -532,6 +543,15 @@ IMPORT_JOB_DB_RETRIES = env.int("IMPORT_JOB_DB_RETRIES", default=5)
 IMPORT_JOB_IDLE_TIMEOUT = env.str("IMPORT_JOB_IDLE_TIMEOUT", default="5min")
 # The Celery queue import jobs go to (a dedicated worker pool can serve it).
 IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default="celery")
+# Beat's heartbeat to each queue a worker takes (gates/collectors.py): a queue nobody takes
+# shows in attendance_worker_heartbeat_age_seconds and the AttendanceWorkerDown alert.
+for _queue in sorted({"celery", IMPORT_TASK_QUEUE}):
+    CELERY_BEAT_SCHEDULE[f"gates-worker-heartbeat-{_queue}"] = {
+        "task": "gates.tasks.worker_heartbeat",
+        "schedule": 60,
+        "args": (_queue,),
+        "options": {"queue": _queue, "expires": 55},
+    }
 # An XLSX whose parts would inflate to more than this is refused before openpyxl opens it.
 IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = env.int(
     "IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES", default=1024 * 1024 * 1024

@@ -27,3 +27,12 @@ def run_scheduled_gates() -> dict:
         run = run_gate(name, options=options, trigger="beat")
         results[name] = run.status
     return results
+
+
+@shared_task(name="gates.tasks.worker_heartbeat")
+def worker_heartbeat(queue: str) -> None:
+    """Sent by beat to each queue every minute: the worker that takes it proves the queue is
+    served (attendance_worker_heartbeat_age_seconds, the AttendanceWorkerDown alert)."""
+    from gates.collectors import record_heartbeat
+
+    record_heartbeat(queue)

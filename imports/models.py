@@ -221,7 +221,13 @@ class ImportJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organisation", "-created_at"], name="job_org_created")]
+        indexes = [
+            models.Index(fields=["organisation", "-created_at"], name="job_org_created"),
+            # The queue-age series and the reaper read only the few queued jobs.
+            models.Index(
+                fields=["heartbeat_at"], condition=Q(status="queued"), name="job_queued_wait"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} ({self.status})"
