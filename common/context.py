@@ -7,7 +7,7 @@ their audit events with where a write came from.
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,13 @@ class RequestContext:
     request_id: str = ""
     ip: str | None = None
     user_agent: str = ""
+    # The request itself, for the logs' user and organisation once authentication has
+    # run (DRF sets the token's user on it too); never read by services.
+    request: object = field(default=None, compare=False, repr=False)
+    # In a Celery task: its id and name, and the import job it runs.
+    task_id: str = ""
+    task_name: str = ""
+    job_id: str = ""
 
 
 _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(

@@ -35,6 +35,7 @@ class RequestIdMiddleware:
                 request_id=request_id,
                 ip=client_ip(request),
                 user_agent=request.headers.get("User-Agent", "")[:512],
+                request=request,
             )
         )
         try:
