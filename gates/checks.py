@@ -1,4 +1,4 @@
-"""Readiness checks shared by ``/readyz`` and (later) the preflight gate."""
+"""Readiness checks shared by ``/readyz`` and the preflight gate (gates/services/preflight.py)."""
 
 from __future__ import annotations
 
@@ -44,25 +44,44 @@ def check_database() -> CheckResult:
     return _timed("database", probe)
 
 
-def check_migrations() -> CheckResult:
-    def probe():
-        connection = connections[DEFAULT_DB_ALIAS]
-        executor = MigrationExecutor(connection)
-        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-        if plan:
-            pending = ", ".join(f"{m.app_label}.{m.name}" for m, _ in plan[:5])
-            raise RuntimeError(f"{len(plan)} migration(s) not applied: {pending}")
+def pending_migrations() -> list[str]:
+    """``app.name`` of every migration not applied to the default database, in plan order."""
+    executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
 
-    return _timed("migrations", probe)
+
+def check_migrations() -> CheckResult:
+    evidence = {}
+
+    def probe():
+        pending = pending_migrations()
+        evidence["pending"] = pending
+        if pending:
+            raise RuntimeError(f"{len(pending)} migration(s) not applied: {', '.join(pending[:5])}")
+
+    result = _timed("migrations", probe)
+    result.evidence = evidence
+    return result
+
+
+def broker_connection():
+    """A kombu connection to the broker the settings name now. The Celery app read its
+    configuration once, at start-up; the URL and transport options are passed from the
+    settings so that what is probed is what is configured (and a test may override it)."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    return app.connection_for_write(
+        url=settings.CELERY_BROKER_URL,
+        transport_options=getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {},
+    )
 
 
 def check_broker(timeout: float = 2.0) -> CheckResult:
     def probe():
-        from django.conf import settings
-
-        from config.celery import app
-
-        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as connection:
+        with broker_connection() as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout)
             return connection.as_uri()
 

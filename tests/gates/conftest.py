@@ -77,7 +77,13 @@ def _wait_until_ready(stack: LiveStack, timeout: float = 90) -> None:
 
 
 @pytest.fixture
-def live_stack(transactional_db, organisation, make_person, tmp_path):
+def live_stack_env() -> dict[str, str]:
+    """Extra environment for the live web process (a test module may override it)."""
+    return {}
+
+
+@pytest.fixture
+def live_stack(transactional_db, organisation, make_person, tmp_path, live_stack_env):
     """gunicorn (2 threads) and a worker on a queue of its own, sharing an upload folder;
     an admin (also importer and approver) of ``organisation`` with a bearer token."""
     admin = make_person(
@@ -92,6 +98,7 @@ def live_stack(transactional_db, organisation, make_person, tmp_path):
         DJANGO_ENV="development",
         DEBUG="false",
         PYTHONUNBUFFERED="1",
+        **live_stack_env,
     )
     port = free_port()
     web_log = tmp_path / "web.log"
