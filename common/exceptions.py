@@ -13,6 +13,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from common import context as request_context
+from common.metrics import count_api_error
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,9 @@ def _flatten_fields(detail, prefix: str = "") -> dict[str, list[str]]:
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    """The error envelope. Every one the app answers is built here (the DRF handler, the
+    middleware, the throttles, the API's 404 and 500 views), so here it is counted."""
+    count_api_error(code)
     return {"ok": False, "error": {"code": code, "message": message, "details": details or {}}}
 
 

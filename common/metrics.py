@@ -11,3 +11,14 @@ RATE_LIMITED = Counter(
 
 def count_rate_limited(group: str) -> None:
     RATE_LIMITED.labels(group=group).inc()
+
+
+API_ERRORS = Counter(
+    "attendance_api_errors_total",
+    "Error envelopes answered, by error code (API.md)",
+    ["code"],
+)
+
+
+def count_api_error(code: str) -> None:
+    API_ERRORS.labels(code=code).inc()

@@ -545,7 +545,7 @@ IMPORT_JOB_DB_RETRIES = env.int("IMPORT_JOB_DB_RETRIES", default=5)
 IMPORT_JOB_IDLE_TIMEOUT = env.str("IMPORT_JOB_IDLE_TIMEOUT", default="5min")
 # The Celery queue import jobs go to (a dedicated worker pool can serve it).
 IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default="celery")
-# Beat's heartbeat to each queue a worker takes (gates/collectors.py): a queue nobody takes
+# Beat's heartbeat to each queue a worker takes (gates/metrics.py): a queue nobody takes
 # shows in attendance_worker_heartbeat_age_seconds and the AttendanceWorkerDown alert.
 for _queue in sorted({"celery", IMPORT_TASK_QUEUE}):
     CELERY_BEAT_SCHEDULE[f"gates-worker-heartbeat-{_queue}"] = {
@@ -584,7 +584,7 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
         "text": {
-            "format": "%(asctime)s %(levelname)s [%(request_id)s %(user)s] %(name)s: %(message)s"
+            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s %(user)s: %(message)s"
         },
     },
     "handlers": {

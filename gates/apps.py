@@ -7,6 +7,6 @@ class GatesConfig(AppConfig):
     verbose_name = _("Readiness gates")
 
     def ready(self):
-        from gates import collectors
+        from gates import metrics
 
-        collectors.register()
+        metrics.register()

@@ -33,6 +33,6 @@ def run_scheduled_gates() -> dict:
 def worker_heartbeat(queue: str) -> None:
     """Sent by beat to each queue every minute: the worker that takes it proves the queue is
     served (attendance_worker_heartbeat_age_seconds, the AttendanceWorkerDown alert)."""
-    from gates.collectors import record_heartbeat
+    from gates.metrics import record_heartbeat
 
     record_heartbeat(queue)

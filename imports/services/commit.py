@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from attendance.models import Organisation
 from audit.services import audit_record
 from common.locking import import_lock
-from imports import formats
+from imports import formats, metrics
 from imports.models import IdempotencyKey, ImportBatch, ImportJob
 from imports.services.idempotency import claim_key, earlier_answer, fingerprint, replayed
 from imports.services.options import ImportOptions, Source
@@ -88,6 +88,11 @@ def run_commit(
     batch.elapsed_ms = elapsed_ms
     batch.stats = {**plan.stats, "changedDuringImport": plan.changed_during_import}
     batch.save(update_fields=["elapsed_ms", "stats"])
+    counted_stats = dict(plan.stats)
+    # Counted once the rows are really in: the caller's transaction may still be undone.
+    transaction.on_commit(
+        lambda: metrics.import_committed(fmt.name, counted_stats, elapsed_ms / 1000)
+    )
     audit_record(
         actor=actor,
         action="imports.batch.committed",
@@ -116,6 +121,7 @@ def run_commit(
     return batch, answer
 
 
+@metrics.failures_counted
 def import_commit(
     *,
     actor,
@@ -188,6 +194,7 @@ def _queued_answer(earlier: IdempotencyKey) -> QueuedCommit:
     return QueuedCommit(job=None, idempotent=True, result=replayed(earlier))
 
 
+@metrics.failures_counted  # a refusal to queue; a job that fails later counts itself
 def import_commit_async(
     *,
     actor,

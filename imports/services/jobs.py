@@ -31,6 +31,7 @@ from common.locking import (
     session_unlock,
     try_session_lock,
 )
+from imports import metrics
 from imports.models import IdempotencyKey, ImportJob
 from imports.services.commit import run_commit
 from imports.services.options import ImportOptions
@@ -250,6 +251,11 @@ def _fail(job: ImportJob, error: dict) -> None:
                 target=job,
                 data={"kind": job.kind, "attempts": job.attempts, "error": error},
             )
+    if marked and job.kind == ImportJob.Kind.COMMIT:
+        metrics.import_failed(
+            metrics.requested_format(ImportOptions.from_params(job.params)),
+            str(error.get("code") or "INTERNAL_ERROR"),
+        )
 
 
 def _give_up(job: ImportJob) -> None:

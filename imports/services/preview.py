@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import tempfile
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.db import connection, transaction
 
 from attendance.models import Organisation
 from common.csv_export import BOM
+from imports import metrics
 from imports.formats.base import ImportFormat, ParseOptions
 from imports.services.errors import ImportTooLargeForSync
 from imports.services.options import ImportOptions, Source
@@ -76,9 +78,11 @@ def rolled_back_plan(organisation: Organisation, options: ImportOptions):
 
 def import_preview(*, actor, organisation: Organisation, options: ImportOptions) -> dict:
     """Everything a commit would do, computed by the commit's own engine."""
+    started = time.monotonic()
     with rolled_back_plan(organisation, options) as (engine, plan):
         items = engine.preview_items(options.preview_limit)
         errors, errors_total = engine.issues(settings.IMPORT_ERRORS_LIMIT)
+    metrics.phase_finished(engine.fmt.name, "preview", time.monotonic() - started)
     return {
         "format": engine.fmt.name,
         "rowCount": plan.source_rows,

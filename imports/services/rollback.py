@@ -10,6 +10,8 @@ counts then differ and the whole rollback is refused instead of being half done.
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import connection, transaction
 from django.urls import reverse
@@ -19,6 +21,7 @@ from attendance.models import Organisation
 from audit.services import audit_record
 from common.exceptions import Busy, NotFound
 from common.locking import import_lock
+from imports import metrics
 from imports.models import ImportBatch, ImportJob
 from imports.selectors import active_rollback_job
 from imports.services.errors import AlreadyRolledBack, RollbackConflict
@@ -109,6 +112,7 @@ def import_rollback(
     remove its punches and the (now unused) employees it created. Large batches become a
     job when ``allow_async``; the job calls this again without it. ``wait`` for another
     import of the organisation to end (jobs, the command), else BUSY at once (pages, API)."""
+    started = time.monotonic()
     batch = ImportBatch.objects.filter(organisation=organisation, pk=batch_id).first()
     if batch is None:
         raise NotFound("No such batch in your organisation.")
@@ -169,6 +173,9 @@ def import_rollback(
             organisation=organisation,
             target=batch,
             data=batch.rollback_stats,
+        )
+        transaction.on_commit(
+            lambda: metrics.phase_finished(batch.format, "rollback", time.monotonic() - started)
         )
     return {
         "batchId": batch.pk,

@@ -13,7 +13,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from audit.services.partitions import audit_partition_health
-from gates.collectors import HEARTBEAT_KEY
+from gates.metrics import HEARTBEAT_KEY
 from gates.tasks import worker_heartbeat
 from imports.models import ImportJob
 from tests.support import start_celery_worker
