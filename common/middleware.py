@@ -46,11 +46,43 @@ class RequestIdMiddleware:
         return response
 
 
-class DatabaseNotReadyMiddleware:
-    """Database errors outside DRF (pages, the admin) answer what happened: 503 when the
+def database_error_response(request, exception):
+    """What a database error that reached no handler of its own answers: 503 when the
     database is unreachable or unmigrated, 409 with ``Retry-After`` when a lock was not had
-    in time, a deadlock or a serialisation failure (BUSY); anything else is left to Django's
-    500 handling."""
+    in time, a deadlock or a serialisation failure (BUSY); the envelope under ``/api/``, a
+    plain page elsewhere (no template: rendering one may need the database again). None for
+    any other exception, left to Django's 500 handling."""
+    if not isinstance(exception, DjangoDatabaseError):
+        return None
+    error = db_errors.classify(exception)
+    if not isinstance(error, DatabaseNotReady | Busy):
+        return None
+    logger.warning("%s: %s", error.code, exception)
+    if request.path.startswith("/api/"):
+        response = JsonResponse(
+            error_body(error.code, error.message, error.details), status=error.status_code
+        )
+    else:
+        if isinstance(error, Busy):
+            title = _("Busy")
+            message = _(
+                "Someone was changing the same data (an import may be running)."
+                " Nothing was changed; try again in a moment."
+            )
+        else:
+            title = _("Service unavailable")
+            message = _("The database is not ready. Try again shortly.")
+        response = HttpResponse(f"<h1>{title}</h1><p>{message}</p>", status=error.status_code)
+    if isinstance(error, Busy):
+        response["Retry-After"] = str(error.retry_after_seconds)
+    return response
+
+
+class DatabaseNotReadyMiddleware:
+    """Database errors of views outside DRF (pages, the admin) answer what happened (see
+    :func:`database_error_response`). An error raised in a middleware (the session read
+    for ``request.user`` while the database is away) never reaches ``process_exception``:
+    ``common.views.server_error`` (handler500) answers those the same way."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -59,30 +91,7 @@ class DatabaseNotReadyMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, DjangoDatabaseError):
-            return None
-        error = db_errors.classify(exception)
-        if not isinstance(error, DatabaseNotReady | Busy):
-            return None
-        logger.warning("%s: %s", error.code, exception)
-        if request.path.startswith("/api/"):
-            response = JsonResponse(
-                error_body(error.code, error.message, error.details), status=error.status_code
-            )
-        elif isinstance(error, Busy):
-            response = HttpResponse(
-                "<h1>Busy</h1><p>Someone was changing the same data (an import may be running)."
-                " Nothing was changed; try again in a moment.</p>",
-                status=error.status_code,
-            )
-        else:
-            response = HttpResponse(
-                "<h1>Service unavailable</h1><p>The database is not ready. Try again shortly.</p>",
-                status=503,
-            )
-        if isinstance(error, Busy):
-            response["Retry-After"] = str(error.retry_after_seconds)
-        return response
+        return database_error_response(request, exception)
 
 
 class OrganisationIpAllowlistMiddleware:

@@ -1,3 +1,5 @@
+import sys
+
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -32,7 +34,18 @@ def api_server_error(request):
 
 
 def server_error(request, *args, **kwargs):
-    """handler500: JSON envelope under /api/, Django's plain page elsewhere."""
+    """handler500: JSON envelope under /api/, Django's plain page elsewhere. A database
+    error raised outside any view (in a middleware: the session read for ``request.user``)
+    ends here too; it answers 503 or BUSY like the same error in a view. Django calls this
+    while handling the exception, so ``sys.exc_info()`` holds it."""
+    from common.middleware import database_error_response
+
+    answered = database_error_response(request, sys.exc_info()[1])
+    if answered is not None:
+        # Logged as a warning in one line; Django would log it again with the whole trace,
+        # once per request for as long as the database is away.
+        answered._has_been_logged = True
+        return answered
     if _is_api(request):
         return api_server_error(request)
     from django.views.defaults import server_error as default_server_error

@@ -182,7 +182,8 @@ class DatabaseProxy:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
-        self._listener = listener
+        with self._lock:
+            self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def _accept(self, listener) -> None:
@@ -197,6 +198,13 @@ class DatabaseProxy:
                 client.close()
                 continue
             with self._lock:
+                # Accepted just before a cut but registered after it: the cut did not see
+                # this pair, so it must not outlive the outage.
+                if self._listener is not listener:
+                    for end in (client, upstream):
+                        with contextlib.suppress(OSError):
+                            end.close()
+                    return
                 self._open += [client, upstream]
             for source, target in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
@@ -214,11 +222,11 @@ class DatabaseProxy:
                     end.close()
 
     def cut(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
         with self._lock:
+            listener, self._listener = self._listener, None
             dropped, self._open = self._open, []
+        if listener is not None:
+            listener.close()
         for end in dropped:
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
