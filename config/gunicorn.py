@@ -18,6 +18,16 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 control_socket_disable = True
 
 
+def on_starting(server):
+    """A new master starts with no counts: the previous run's files are stale."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+
+
 def child_exit(server, worker):
     """With PROMETHEUS_MULTIPROC_DIR, a dead worker's live gauges leave the scrape."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

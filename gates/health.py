@@ -1,8 +1,34 @@
-from django.http import JsonResponse
+import os
+from functools import cache
+
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
+from gates import metrics as scrape_time
 from gates.checks import readiness
+
+
+@cache
+def _multiprocess_registry() -> CollectorRegistry:
+    """Every gunicorn worker's counters and histograms, summed from PROMETHEUS_MULTIPROC_DIR
+    (read afresh at each scrape), and the series read at scrape time from the database."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    scrape_time.register(registry)
+    return registry
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus text: this process's registry, or with several gunicorn workers
+    (PROMETHEUS_MULTIPROC_DIR set) the sum over all of them, whichever answers."""
+    multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+    registry = _multiprocess_registry() if multiprocess else REGISTRY
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 @never_cache

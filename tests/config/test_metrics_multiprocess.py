@@ -1,0 +1,90 @@
+"""/metrics with several gunicorn workers: with PROMETHEUS_MULTIPROC_DIR every scrape sums
+all the workers' counts, whichever worker answers it, and keeps the scrape-time series."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.gates.conftest import free_port
+from tests.support import PYTHON, ROOT, child_env
+
+REQUESTS = 60
+
+
+def unauthenticated_count(text: str) -> float:
+    for family in text_string_to_metric_families(text):
+        if family.name == "attendance_api_errors":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels == {"code": "UNAUTHENTICATED"}:
+                    return sample.value
+    return 0.0
+
+
+def start_gunicorn(tmp_path, **env) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = (tmp_path / "web.log").open("wb")
+    process = subprocess.Popen(
+        [PYTHON, "-m", "gunicorn", "config.wsgi", "--config", "config/gunicorn.py"],
+        cwd=ROOT,
+        env=child_env(
+            GUNICORN_BIND=f"127.0.0.1:{port}",
+            WEB_CONCURRENCY="2",
+            DEBUG="false",
+            ATTENDANCE_DATA_DIR=str(tmp_path / "data"),
+            **env,
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (tmp_path / "web.log").read_text()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/livez", timeout=2).status_code == 200:
+                return process, base
+        time.sleep(0.1)
+    pytest.fail("gunicorn did not start:\n" + (tmp_path / "web.log").read_text())
+
+
+def stop(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def scrape_after_requests(base: str) -> list[float]:
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for _ in range(REQUESTS):  # new connections: spread over both workers
+            assert httpx.get(f"{base}/api/attendance/me", timeout=10).status_code == 401
+        return [unauthenticated_count(client.get("/metrics").text) for _ in range(10)]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_every_scrape_sums_both_workers(tmp_path):
+    directory = tmp_path / "metrics"
+    (directory / "stale.db").parent.mkdir()
+    (directory / "stale.db").write_bytes(b"left by an earlier run")
+    process, base = start_gunicorn(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(directory))
+    try:
+        counts = scrape_after_requests(base)
+        files = sorted(path.name for path in directory.iterdir())
+        text = httpx.get(f"{base}/metrics").text
+    finally:
+        stop(process)
+    assert "stale.db" not in files  # a new master starts from zero
+    assert len([name for name in files if name.startswith("counter_")]) == 2, files
+    assert counts == [REQUESTS] * 10
+    # The scrape-time series are in the multiprocess registry too.
+    assert "# TYPE attendance_gate_status gauge" in text
+    assert "# TYPE attendance_import_queue_age_seconds gauge" in text
