@@ -377,6 +377,9 @@ SPECTACULAR_SETTINGS = {
         # Events' "status" fields hold two choice sets (the event's, an attendance).
         "EventStatusEnum": "events.choices.EventStatus",
         "AttendanceEnum": "events.choices.Attendance",
+        # Gates: a run's status and an escalation's, both "status".
+        "GateRunStatusEnum": "gates.choices.RunStatus",
+        "EscalationStatusEnum": "gates.choices.EscalationStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -456,7 +459,8 @@ AUDIT_PARTITION_MONTHS_AHEAD = env.int("AUDIT_PARTITION_MONTHS_AHEAD", default=1
 # clocks may run a little behind the database's), and never while a transaction that
 # began before its end is still open.
 AUDIT_SEAL_GRACE_SECONDS = env.int("AUDIT_SEAL_GRACE_SECONDS", default=300)
-DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="attendance-demo")
+DEMO_PASSWORD_DEFAULT = "attendance-demo"  # noqa: S105 - the demo's, refused in production
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default=DEMO_PASSWORD_DEFAULT)
 # Participants marked absent per transaction by auto-absence (each batch commits alone, so
 # an organiser's mark waits at most one batch).
 EVENTS_AUTO_ABSENCE_BATCH = env.int("EVENTS_AUTO_ABSENCE_BATCH", default=1000)

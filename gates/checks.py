@@ -1,4 +1,4 @@
-"""Readiness checks shared by ``/readyz`` and the preflight gate (gates/services/preflight.py)."""
+"""Readiness checks shared by ``/readyz`` and the preflight gate (gates/services/preflight/)."""
 
 from __future__ import annotations
 
