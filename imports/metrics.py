@@ -42,6 +42,16 @@ IMPORT_DURATION = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
 )
 
+UPLOAD_BYTES = Counter(
+    "attendance_import_upload_bytes_total",
+    "Bytes of stored uploads, by detected format",
+    ["format"],
+)
+
+
+def upload_stored(format_name: str, size: int) -> None:
+    UPLOAD_BYTES.labels(format=format_name or UNKNOWN_FORMAT).inc(size)
+
 
 def import_committed(format_name: str, stats: dict, seconds: float) -> None:
     for action, count in stats.items():

@@ -3,9 +3,18 @@ transaction, so the event exists exactly when the change does."""
 
 from __future__ import annotations
 
+from django.db import transaction
+from prometheus_client import Counter
+
 from audit.masking import MASK, mask_secrets
 from audit.models import AuditEvent
 from common import context
+
+AUDIT_EVENTS = Counter(
+    "attendance_audit_events_total",
+    "Audit events written (counted when their transaction commits), by the action's domain",
+    ["domain"],
+)
 
 __all__ = ["MASK", "audit_record", "mask_secrets"]
 
@@ -38,6 +47,8 @@ def audit_record(
         target_type = target_type or target._meta.label_lower
         target_id = target_id or target.pk
     request = context.current()
+    domain = action.partition(".")[0]  # "imports", "attendance", …: a bounded label
+    transaction.on_commit(lambda: AUDIT_EVENTS.labels(domain=domain).inc())
     return AuditEvent.objects.create(
         organisation=organisation,
         actor=actor if getattr(actor, "pk", None) else None,

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from audit.services import audit_record
 from common.exceptions import ValidationFailed
 from events.choices import Attendance, EventStatus, Registration
+from events.metrics import AUTO_ABSENCE_BATCHES, AUTO_ABSENCE_MARKED
 from events.models import Event, EventParticipant
 
 logger = logging.getLogger("events.auto_absence")
@@ -111,6 +112,8 @@ def _auto_absence_event(event: Event, *, now, batch_size: int) -> dict:
                     },
                 )
         marked_total += len(marked)
+        AUTO_ABSENCE_BATCHES.inc()
+        AUTO_ABSENCE_MARKED.inc(len(marked))
         _log({"op": "events.auto_absence.batch", "event": event.pk, "batch": batches,
               "marked": len(marked)})  # fmt: skip
     # Rows skipped because someone held them (an organiser marking, a concurrent run) are

@@ -22,6 +22,7 @@ from attendance.models import Organisation
 from audit.services import audit_record
 from common.exceptions import ApplicationError, NotFound, ValidationFailed
 from imports import formats
+from imports import metrics as import_metrics
 from imports.filenames import clean_filename
 from imports.formats.base import EmptyFile, ImportFormat, ParseOptions, UnsupportedFormat
 from imports.formats.reading import open_table
@@ -173,6 +174,7 @@ def upload_create(
                 "rowCount": row_count,
             },
         )
+        transaction.on_commit(lambda: import_metrics.upload_stored(detected, size))
         return upload
     except BaseException:
         path.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 
 import httpx
 import pytest
@@ -88,3 +89,67 @@ def test_every_scrape_sums_both_workers(tmp_path):
     # The scrape-time series are in the multiprocess registry too.
     assert "# TYPE attendance_gate_status gauge" in text
     assert "# TYPE attendance_import_queue_age_seconds gauge" in text
+
+
+def _worker_series(url: str, family: str, labels: dict) -> float | None:
+    with contextlib.suppress(httpx.HTTPError):
+        for metric in text_string_to_metric_families(httpx.get(url, timeout=2).text):
+            if metric.name == family:
+                for sample in metric.samples:
+                    if sample.name == f"{family}_total" and sample.labels == labels:
+                        return sample.value
+    return None
+
+
+@pytest.mark.integration
+def test_a_worker_serves_what_its_import_jobs_counted(
+    transactional_db, organisation, make_person, settings, tmp_path
+):
+    """An import job counts in the worker's process: its pool writes to its own
+    PROMETHEUS_MULTIPROC_DIR and the worker serves the sum at CELERY_METRICS_PORT."""
+    from rest_framework.test import APIClient
+
+    from tests.support import start_celery_worker
+
+    importer = make_person(organisation, "employee", "importer", employee_no="MP-1")
+    queue = f"test-worker-metrics-{uuid.uuid4().hex[:8]}"
+    settings.IMPORT_TASK_QUEUE = queue
+    port = free_port()
+    worker = start_celery_worker(
+        queue,
+        log_path=tmp_path / "worker.log",
+        IMPORT_TASK_QUEUE=queue,
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker-metrics"),
+        CELERY_METRICS_PORT=str(port),
+        CELERY_METRICS_ADDR="127.0.0.1",
+        **({"REDIS_URL": settings.REDIS_URL} if settings.REDIS_URL else {}),
+    )
+    try:
+        client = APIClient()
+        client.force_authenticate(importer.user)
+        rows = "\n".join(f"MP-1,,2025-03-{day:02d},09:00,18:00,,,," for day in range(3, 8))
+        token = client.post("/api/attendance/import/prepare").json()["data"]["commitToken"]
+        queued = client.post(
+            "/api/attendance/import/commit-async",
+            {
+                "commitToken": token,
+                "format": "standard",
+                "csvText": "employee_no,name,work_date,first_in,last_out,status,"
+                "work_minutes,late_minutes,early_leave_minutes\n" + rows,
+            },
+            format="json",
+        )
+        assert queued.status_code == 202, queued.content
+        url = f"http://127.0.0.1:{port}/metrics"
+        labels = {"format": "standard", "action": "insert"}
+        deadline = time.monotonic() + 90
+        inserted = None
+        while time.monotonic() < deadline and inserted != 5:
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            inserted = _worker_series(url, "attendance_import_rows", labels)
+            time.sleep(0.2)
+        assert inserted == 5, (tmp_path / "worker.log").read_text()
+        audit = _worker_series(url, "attendance_audit_events", {"domain": "imports"})
+        assert audit is not None and audit >= 1
+    finally:
+        stop(worker)

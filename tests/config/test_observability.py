@@ -37,6 +37,11 @@ def test_promtool_accepts_the_alert_rules():
     assert "SUCCESS: 7 rules found" in result.stdout
 
 
+def test_promtool_accepts_the_scrape_configuration():
+    result = promtool("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_alert_rules_unit_tests_pass():
     """5xx rate, queue age, worker down, P0 gate failing and the audit horizon: each fires
     when it should and stays quiet when it should (alerts_test.yml)."""
