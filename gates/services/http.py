@@ -4,8 +4,11 @@ and code, and job polling that tolerates transient answers a bounded number of t
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
 import httpx
 from django.conf import settings
@@ -13,11 +16,24 @@ from django.conf import settings
 from gates.services.runs import CheckFailed
 
 TRANSIENT_STATUSES = {429, 502, 503, 504}
+# A server's Retry-After is honoured while polling, but never for longer than this: a
+# gate that waits a minute per answer would outlast its own poll timeout.
+RETRY_AFTER_CAP_SECONDS = 5.0
 
 
 class ApiFailure(CheckFailed):
-    def __init__(self, method: str, path: str, status: int | None, code: str, message: str):
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+    ):
         self.status, self.code = status, code
+        self.retry_after = retry_after  # seconds, from the answer's Retry-After
         super().__init__(
             f"{method} {path} answered {status if status is not None else 'nothing'}"
             f" {code}: {message}"[:1500],
@@ -63,7 +79,14 @@ class GateClient:
             raise ApiFailure(method, path, None, type(exc).__name__, str(exc)) from exc
         if response.status_code not in expect:
             code, message = _error_of(response)
-            raise ApiFailure(method, path, response.status_code, code, message)
+            raise ApiFailure(
+                method,
+                path,
+                response.status_code,
+                code,
+                message,
+                retry_after=retry_after_seconds(response),
+            )
         return response
 
     def json(self, method: str, path: str, **kwargs) -> dict:
@@ -84,34 +107,65 @@ class GateClient:
         return self.json("POST", path, **kwargs)
 
     def poll_job(self, job_id, *, timeout: float | None = None, interval: float = 0.25) -> dict:
-        """Poll an import job until it ends. A 429 or 5xx (or no answer) while polling is
-        transient: retried up to GATES_POLL_RETRIES times in all, after ``Retry-After`` (capped)
-        or a growing pause; any other failure, or one transient answer too many, raises."""
+        """Poll an import job until it ends and return it. A 429 or 5xx (or no answer) while
+        polling is transient: retried up to GATES_POLL_RETRIES times for this job, after the
+        answer's ``Retry-After`` (capped at RETRY_AFTER_CAP_SECONDS) or else a pause that
+        doubles from ``interval``; every retry is counted in :attr:`poll_retries_used`. Any
+        other failure, one transient answer too many, or a job still unfinished after
+        ``timeout`` (GATES_POLL_TIMEOUT_SECONDS) raises."""
         timeout = timeout or settings.GATES_POLL_TIMEOUT_SECONDS
         deadline = time.monotonic() + timeout
         path = f"/api/attendance/import/jobs/{job_id}"
-        pause = interval
+        pause, retried = interval, 0
         while True:
             try:
                 job = self.get(path)["job"]
             except ApiFailure as failure:
                 transient = failure.status is None or failure.status in TRANSIENT_STATUSES
-                if not transient or self.poll_retries_used >= settings.GATES_POLL_RETRIES:
-                    if transient:
-                        failure.detail += (
-                            f" (after {self.poll_retries_used} transient answers retried)"
-                        )
-                        failure.args = (failure.detail,)
+                if not transient:
                     raise
+                wait = min(
+                    failure.retry_after if failure.retry_after is not None else pause,
+                    RETRY_AFTER_CAP_SECONDS,
+                )
+                if retried >= settings.GATES_POLL_RETRIES or time.monotonic() + wait > deadline:
+                    failure.detail += f" (after {retried} transient answers retried)"
+                    failure.args = (failure.detail,)
+                    failure.evidence["pollRetries"] = retried
+                    raise
+                retried += 1
                 self.poll_retries_used += 1
-                time.sleep(min(pause, 5.0))
-                pause = min(pause * 2, 5.0)
+                time.sleep(wait)
+                pause = min(pause * 2, RETRY_AFTER_CAP_SECONDS)
                 continue
             if job["status"] in ("succeeded", "failed", "cancelled"):
                 return job
             if time.monotonic() > deadline:
-                raise CheckFailed(f"job {job_id} still {job['status']} after {timeout:.0f} s")
+                raise CheckFailed(
+                    f"job {job_id} still {job['status']} after {timeout:g} s",
+                    evidence={"job": job, "pollRetries": retried},
+                )
             time.sleep(interval)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The answer's ``Retry-After`` in seconds (delta-seconds or an HTTP date), else None."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:  # "nan" and "inf" parse too, and would break time.sleep
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return max((moment - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:

@@ -38,11 +38,23 @@ class CheckFailed(Exception):
     """A probe's way to fail with a classification and evidence (any other exception fails
     the check as a defect)."""
 
-    def __init__(self, detail: str, *, kind: str | None = None, evidence: dict | None = None):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        kind: str | None = None,
+        evidence: dict | None = None,
+        remediation: str = "",
+        owner: str | None = None,
+    ):
         super().__init__(detail)
         self.detail = detail
         self.kind = kind
         self.evidence = evidence or {}
+        # A probe that knows what went wrong (a refused token, a 502) knows the hint and
+        # who acts on it better than the check's defaults.
+        self.remediation = remediation
+        self.owner = owner
 
 
 @dataclass
@@ -115,6 +127,8 @@ class GateContext:
         except CheckFailed as failure:
             ok, detail, evidence = False, failure.detail, failure.evidence
             kind = failure.kind or kind
+            remediation = failure.remediation or remediation
+            owner = failure.owner or owner
         except Exception as exc:  # a check reports any failure of its probe
             ok, detail = False, f"{type(exc).__name__}: {exc}".strip()
         self.record(
@@ -198,7 +212,8 @@ def run_gate(
         base_url=str(options.get("base_url") or "")[:500],
         app_version=app_version(),
         app_commit=app_commit(),
-        options={key: value for key, value in options.items() if key != "token"},
+        # Tokens are never stored (the admin's --token, the smoke's --requester-token).
+        options={key: value for key, value in options.items() if not key.endswith("token")},
         started_at=timezone.now(),
     )
     context = GateContext(run, options)

@@ -27,6 +27,12 @@ class Command(BaseCommand):
             "--base-url", help="The deployment under test (smoke, perf, …; GATES_BASE_URL)."
         )
         parser.add_argument("--token", help="An admin's bearer token for --base-url (GATES_TOKEN).")
+        parser.add_argument(
+            "--requester-token",
+            help="smoke, strict: the token of a dedicated test employee of the same "
+            "organisation, who asks for the correction the admin approves (it stays on their "
+            "days); default: the smoke's own synthetic employee, with a token for the run.",
+        )
         parser.add_argument("--rows", type=int, help="perf: rows to import.")
         parser.add_argument("--compose", help="preflight: a compose file to inspect.")
         parser.add_argument("--json", action="store_true", help="Print JSON.")
@@ -48,7 +54,7 @@ class Command(BaseCommand):
 
         gate_options = {
             key: options[key]
-            for key in ("base_url", "token", "rows", "compose")
+            for key in ("base_url", "token", "requester_token", "rows", "compose")
             if options.get(key) not in (None, "")
         }
         if name in OVER_HTTP:  # the deployment's own address and token (deploy.sh's smoke)
