@@ -8,8 +8,10 @@ PYTEST_WORKERS ?= 2
 ROWS ?= 500000
 EVENTS ?= 5000000
 PARTICIPANTS ?= 100000
+USERS ?= 32
+DURATION ?= 60
 
-.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events
+.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events bench-api
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,3 +68,11 @@ bench-audit: $(STAMP)
 ## (BENCH_ARGS: e.g. --keep, --database attendance_events_bench).
 bench-events: $(STAMP)
 	@$(BIN)/python -m benchmarks.events_bench --participants $(PARTICIPANTS) $(BENCH_ARGS)
+
+## make bench-api USERS=32 DURATION=60: locust (headless) against gunicorn (2 workers) on a
+## seeded organisation (500 people, 3 months of days, pending corrections, 100,000 audit
+## events): records, summary, punches, corrections asked and approved, the audit log; prints
+## JSON with p50/p95/p99, rps, errors and 429s apart, overall and per endpoint (BENCH_ARGS:
+## e.g. --keep, --wait 0.5,1.5, --rate-limit PUNCH=60/m, --database attendance_api_bench).
+bench-api: $(STAMP)
+	@$(BIN)/python -m benchmarks.api_bench --users $(USERS) --duration $(DURATION) $(BENCH_ARGS)

@@ -59,7 +59,6 @@ from benchmarks.stack import (  # noqa: E402
     prepare_database,
     proc_status,
     provision_user,
-    with_database,
 )
 
 BENCH_DATABASE = "attendance_audit_bench"
@@ -174,7 +173,11 @@ def seed(db: Database, *, events: int, months: int, org: int, other: int, first_
 
 
 class WebStack(Stack):
-    """The stack without a worker: one gunicorn worker (so its RSS is the one measured)."""
+    """The stack without a worker: one gunicorn worker (so its RSS is the one measured);
+    a subclass may serve with more (``workers``)."""
+
+    workers = 1
+    extra_gunicorn_args: tuple[str, ...] = ()
 
     def start(self) -> None:
         from benchmarks.stack import free_port
@@ -190,10 +193,11 @@ class WebStack(Stack):
                 "-b",
                 f"127.0.0.1:{self.port}",
                 "-w",
-                "1",
+                str(self.workers),
                 "--timeout",
                 "600",
                 "--no-control-socket",
+                *self.extra_gunicorn_args,
             ],
         )
         deadline = time.monotonic() + 120
@@ -335,9 +339,7 @@ def org_ids(db: Database) -> tuple[int, int, int]:
 
 def reuse_kept(db: Database) -> None:
     """Point at the database a run with --keep left (already seeded), without recreating it."""
-    configured = os.environ.get("DATABASE_URL", "")
-    db.admin_url = with_database(configured, "postgres") if configured else db._embedded_admin_url()
-    db.url = with_database(db.admin_url, db.name)
+    db.locate()
     db.created = True  # dropped at the end unless --keep again
     log(f"Reusing the kept database {db.name}")
 

