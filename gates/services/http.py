@@ -1,6 +1,8 @@
 """The HTTP client of the gates that test a deployment through its API (smoke, strict, perf,
-metrics): the envelope unwrapped, failures as :class:`ApiFailure` with the answer's status
-and code, and job polling that tolerates transient answers a bounded number of times."""
+metrics): the client made from a gate's options (:func:`deployment_client`), the envelope
+unwrapped, failures as :class:`ApiFailure` with the answer's status and code and what that
+status says about the deployment (:func:`classify`), and job polling that tolerates
+transient answers a bounded number of times."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ import math
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.utils.translation import gettext as _
 
-from gates.services.runs import CheckFailed
+from gates.choices import FailureKind, OwnerRole
+from gates.services.runs import CheckFailed, GateContext
 
 TRANSIENT_STATUSES = {429, 502, 503, 504}
 # A server's Retry-After is honoured while polling, but never for longer than this: a
@@ -32,6 +37,7 @@ class ApiFailure(CheckFailed):
         *,
         retry_after: float | None = None,
     ):
+        self.method, self.path = method, path
         self.status, self.code = status, code
         self.retry_after = retry_after  # seconds, from the answer's Retry-After
         super().__init__(
@@ -144,8 +150,160 @@ class GateClient:
                 raise CheckFailed(
                     f"job {job_id} still {job['status']} after {timeout:g} s",
                     evidence={"job": job, "pollRetries": retried},
+                    kind=FailureKind.DEPENDENCY,
+                    owner=OwnerRole.OPS,
+                    remediation=_(
+                        "No worker finished job %(job)s in %(seconds)g s: is a Celery worker "
+                        "consuming the import queue (IMPORT_TASK_QUEUE)? celery inspect ping, "
+                        "and the worker's log. The job runs when a worker takes it."
+                    )
+                    % {"job": job_id, "seconds": timeout},
                 )
             time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class Classification:
+    kind: str
+    owner: str
+    remediation: str
+
+
+def classify(
+    failure: ApiFailure, base_url: str, *, root_confirmed: bool = False
+) -> Classification | None:
+    """What an API failure says about the deployment at ``base_url`` where its status says
+    more than the step that met it; None where the answer is the application's own (the
+    step's kind then, a defect by default):
+
+    - no answer: dependency (the service, or the network to it); an address that cannot be
+      requested at all: config;
+    - 401 (a refused token), 403 (a missing role, or the IP allowlist): config;
+    - 404 until the application's root has answered (``root_confirmed``): config, the base
+      URL is not the application's; after that, the application's own answer;
+    - 429, and a 5xx other than 500 (the server, a proxy in front of it, the database or the
+      broker): dependency;
+    - 500, the application failed (INTERNAL_ERROR): a defect, the developers'.
+
+    Ops act on everything but a 500."""
+    status, code = failure.status, failure.code
+    if status is None and code in ("UnsupportedProtocol", "InvalidURL"):
+        kind = FailureKind.CONFIG
+        hint = _("The base URL %(url)s cannot be requested: give an http(s) address.")
+    elif status is None:
+        kind = FailureKind.DEPENDENCY
+        hint = _(
+            "Nothing answered at %(url)s in time: is the web process running, is the address "
+            "the deployment's, and does the network between here and there let it through?"
+        )
+    elif status == 401:
+        kind = FailureKind.CONFIG
+        hint = _(
+            "%(url)s refused the token: issue a new one (manage.py issue_token <username>; "
+            "the smoke needs an admin's, perf an importer's) and pass it with --token (or "
+            "GATES_TOKEN)."
+        )
+    elif status == 403 and code == "IP_RESTRICTED":
+        kind = FailureKind.CONFIG
+        hint = _(
+            "The organisation's IP allowlist refuses the gate's address: add it in the admin "
+            "centre's settings, or run the gate from an allowed host."
+        )
+    elif status == 403:
+        kind = FailureKind.CONFIG
+        hint = _(
+            "The token's user lacks a role this step needs: the smoke runs as an admin of "
+            "the organisation, perf as an importer (the role admin also covers imports)."
+        )
+    elif status == 404 and not root_confirmed:
+        kind = FailureKind.CONFIG
+        hint = _("%(url)s has no %(path)s: the base URL is not the application's root.")
+    elif status == 429:
+        kind = FailureKind.DEPENDENCY
+        hint = _(
+            "The API rate-limited the gate: run it when the deployment is quieter, or raise "
+            "the RATELIMIT_* setting of this endpoint."
+        )
+    elif status == 500:
+        return Classification(
+            FailureKind.DEFECT,
+            OwnerRole.DEVELOPER,
+            _(
+                "The application failed (INTERNAL_ERROR): the web process's log has the "
+                "traceback of this request."
+            ),
+        )
+    elif status > 500:
+        kind = FailureKind.DEPENDENCY
+        hint = _(
+            "The server, or a proxy in front of it, answered %(status)s: check the web "
+            "processes, the database and the broker (/readyz) and the proxy's log."
+        )
+    else:
+        return None
+    return Classification(
+        kind, OwnerRole.OPS, hint % {"url": base_url, "status": status, "path": failure.path}
+    )
+
+
+def classified(probe, base_url: str, *, root_confirmed: bool = False):
+    """``probe`` with its API failures classified (:func:`classify`); one the probe gave a
+    kind itself keeps it."""
+
+    def run():
+        try:
+            return probe()
+        except ApiFailure as failure:
+            found = None
+            if failure.kind is None:
+                found = classify(failure, base_url, root_confirmed=root_confirmed)
+            if found is not None:
+                failure.kind, failure.owner = found.kind, found.owner
+                failure.remediation = found.remediation
+            raise
+
+    return run
+
+
+def deployment_client(
+    ctx: GateContext,
+    *,
+    check: str,
+    remediation: str,
+    with_token: bool = True,
+    describe=None,
+) -> GateClient:
+    """The gate's client of the deployment, once the configuration check ``check`` (it stops
+    the run when it fails) found the deployment's address (``base_url``, an http(s) URL)
+    and, ``with_token``, a bearer token (``token``) in the gate's options. ``describe(base_url)``
+    gives the check's detail (the address by default) and may fail it on the gate's own
+    options by raising :class:`CheckFailed`."""
+    found = {}
+
+    def probe():
+        base_url = str(ctx.options.get("base_url") or "").strip()
+        token = str(ctx.options.get("token") or "").strip() if with_token else ""
+        given = [("--base-url", base_url)] + ([("--token", token)] if with_token else [])
+        missing = [flag for flag, value in given if not value]
+        if missing:
+            raise CheckFailed(_("Missing: %(flags)s.") % {"flags": ", ".join(missing)})
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise CheckFailed(
+                _("The base URL %(url)s is not an http(s) address.") % {"url": base_url}
+            )
+        found.update(base_url=base_url, token=token or None)
+        return describe(base_url) if describe else base_url
+
+    ctx.check(
+        check,
+        probe,
+        kind=FailureKind.CONFIG,
+        owner=OwnerRole.OPS,
+        remediation=remediation,
+        stop=True,
+    )
+    return GateClient(found["base_url"], found["token"])
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

@@ -26,8 +26,7 @@ from django.utils.translation import gettext_lazy
 from prometheus_client.parser import text_string_to_metric_families
 
 from gates.choices import FailureKind, OwnerRole
-from gates.services.http import ApiFailure, GateClient
-from gates.services.perf import failure_kind
+from gates.services.http import GateClient, classified, deployment_client
 from gates.services.runs import CheckFailed, GateContext
 
 # Labels prometheus_client adds to a family's samples by itself.
@@ -94,34 +93,24 @@ REQUIRED = (
 
 
 def run(ctx: GateContext) -> None:
-    base_url = ctx.options.get("base_url") or ""
-
-    def target():
-        if not base_url:
-            raise CheckFailed(
-                _("The metrics gate needs the deployment's address."), kind=FailureKind.CONFIG
-            )
-        return base_url
-
-    ctx.check(
-        "target",
-        target,
-        kind=FailureKind.CONFIG,
+    client = deployment_client(
+        ctx,
+        check="target",
+        with_token=False,
         remediation=_("Pass --base-url (or set GATES_BASE_URL)."),
-        owner=OwnerRole.OPS,
-        stop=True,
     )
     families: dict = {}
-    ctx.check(
-        "scrape",
-        lambda: scrape(base_url, families),
-        remediation=_(
-            "Make GET /metrics answer Prometheus text at the deployment's address (the app's"
-            " route, and the proxy in front of it)."
-        ),
-        owner=OwnerRole.OPS,
-        stop=True,
-    )
+    with client:
+        ctx.check(
+            "scrape",
+            classified(lambda: scrape(client, families), client.base_url),
+            remediation=_(
+                "Make GET /metrics answer Prometheus text at the deployment's address (the"
+                " app's route, and the proxy in front of it)."
+            ),
+            owner=OwnerRole.OPS,
+            stop=True,
+        )
     ctx.figures["families"] = len(families)
     ctx.figures["appFamilies"] = len([name for name in families if name.startswith("attendance_")])
     missing: list[str] = []
@@ -142,14 +131,9 @@ def run(ctx: GateContext) -> None:
     ctx.finish()
 
 
-def scrape(base_url: str, families: dict):
+def scrape(client: GateClient, families: dict):
     """GET /metrics (never retried) and parse it into ``families`` (name → family)."""
-    with GateClient(base_url) as client:
-        try:
-            response = client.request("GET", "/metrics", expect=(200,))
-        except ApiFailure as failure:
-            failure.kind = failure_kind(failure)
-            raise
+    response = client.request("GET", "/metrics", expect=(200,))
     try:
         parsed = list(text_string_to_metric_families(response.text))
     except Exception as exc:  # the parser raises ValueError and others on a malformed line

@@ -25,6 +25,10 @@ Judgements made here, and why:
   non-drill runs of the same gate with the same row count; a phase more than
   ``GATES_PERF_REGRESSION_RATIO`` times slower regresses (a median under 1 ms counts as
   1 ms). No such run yet: the check passes and says so.
+- **Failures.** An API failure is classified by its status
+  (:func:`gates.services.http.classify`: no answer, 429 or a 5xx other than 500 is a
+  dependency; 401/403/404 the gate's configuration; 500 a defect); a commit or rollback job
+  no worker finished in time is a dependency.
 - **Cleanup.** Whatever stops the run once a batch exists, the batch is rolled back (one
   attempt: checks never retry); a commit job the gate stopped waiting for is awaited a while
   longer (``CLEANUP_WAIT_SECONDS`` at least) and its batch rolled back. A batch or job left
@@ -42,10 +46,10 @@ from django.utils.translation import gettext as _
 
 from gates.choices import FailureKind, OwnerRole, RunStatus
 from gates.models import GateRun
-from gates.services.http import ApiFailure, GateClient
+from gates.services.http import ApiFailure, GateClient, classified, deployment_client
+from gates.services.import_api import IMPORT_API, csv_file, job_result, roll_back, upload_csv
 from gates.services.runs import CheckFailed, GateContext
 
-IMPORT_API = "/api/attendance/import"
 PHASES = ("previewMs", "commitMs", "exportMs", "rollbackMs")
 BUDGET_SETTINGS = {
     "previewMs": "GATES_PERF_MAX_PREVIEW_MS",
@@ -55,33 +59,9 @@ BUDGET_SETTINGS = {
 }
 DAYS_PER_EMPLOYEE = 100
 FIRST_DAY = dt.date(2020, 1, 6)
-HEADER = "employee_no,name,work_date,first_in,last_out,status\r\n"
+HEADER = ("employee_no", "name", "work_date", "first_in", "last_out", "status")
 # How long the clean-up waits at least for a commit job the gate stopped waiting for.
 CLEANUP_WAIT_SECONDS = 120
-
-
-def failure_kind(failure: ApiFailure) -> str:
-    """What an API failure says about the deployment: no answer or a transient one is a
-    dependency (the service or what is in front of it), 401/403/404 the gate's configuration
-    (token, role, address), anything else the application."""
-    if failure.status is None or failure.status in (429, 502, 503, 504):
-        return FailureKind.DEPENDENCY
-    if failure.status in (401, 403, 404):
-        return FailureKind.CONFIG
-    return FailureKind.DEFECT
-
-
-def classified(probe):
-    """``probe`` with its API failures classified (see :func:`failure_kind`)."""
-
-    def run():
-        try:
-            return probe()
-        except ApiFailure as failure:
-            failure.kind = failure.kind or failure_kind(failure)
-            raise
-
-    return run
 
 
 def employee_count(rows: int) -> int:
@@ -90,18 +70,21 @@ def employee_count(rows: int) -> int:
 
 def generate_rows(run_id: int, rows: int) -> bytes:
     """``rows`` rows of the standard template for the run's own employees (CRLF, UTF-8)."""
-    lines = [HEADER]
-    for index in range(rows):
-        number, day = divmod(index, DAYS_PER_EMPLOYEE)
-        work_date = FIRST_DAY + dt.timedelta(days=day)
-        arrival = 8 * 60 + 40 + (index * 7) % 40  # 08:40–09:19: some late days
-        departure = 17 * 60 + 45 + (index * 11) % 45
-        lines.append(
-            f"gate-perf-{run_id}-{number:05d},Gate perf {run_id} #{number},"
-            f"{work_date.isoformat()},{arrival // 60:02d}:{arrival % 60:02d},"
-            f"{departure // 60:02d}:{departure % 60:02d},\r\n"
-        )
-    return "".join(lines).encode("utf-8")
+
+    def generated():
+        for index in range(rows):
+            number, day = divmod(index, DAYS_PER_EMPLOYEE)
+            arrival = 8 * 60 + 40 + (index * 7) % 40  # 08:40–09:19: some late days
+            departure = 17 * 60 + 45 + (index * 11) % 45
+            yield {
+                "employee_no": f"gate-perf-{run_id}-{number:05d}",
+                "name": f"Gate perf {run_id} #{number}",
+                "work_date": (FIRST_DAY + dt.timedelta(days=day)).isoformat(),
+                "first_in": f"{arrival // 60:02d}:{arrival % 60:02d}",
+                "last_out": f"{departure // 60:02d}:{departure % 60:02d}",
+            }
+
+    return csv_file(HEADER, generated())
 
 
 def elapsed_ms(started: float) -> int:
@@ -120,28 +103,22 @@ def run(ctx: GateContext) -> None:
     phases: dict[str, int] = {}
     regressions: list[dict] = []
     ctx.figures.update({"rows": rows, "phases": phases, "regressions": regressions})
-    base_url = ctx.options.get("base_url") or ""
-    token = ctx.options.get("token") or ""
 
-    def target():
-        if not base_url or not token:
-            raise CheckFailed(
-                _("The perf gate needs the deployment's address and an importer's token."),
-                kind=FailureKind.CONFIG,
-            )
+    def target(base_url):
         if rows < 1:
             raise CheckFailed(_("The row count must be at least 1."), kind=FailureKind.CONFIG)
         return _("%(rows)d rows against %(url)s") % {"rows": rows, "url": base_url}
 
-    ctx.check(
-        "target",
-        target,
-        kind=FailureKind.CONFIG,
-        remediation=_("Pass --base-url and --token (or set GATES_BASE_URL and GATES_TOKEN)."),
-        owner=OwnerRole.OPS,
-        stop=True,
+    client = deployment_client(
+        ctx,
+        check="target",
+        remediation=_(
+            "Pass the deployment's address and an importer's token: --base-url and --token "
+            "(or set GATES_BASE_URL and GATES_TOKEN)."
+        ),
+        describe=target,
     )
-    with GateClient(base_url, token) as client:
+    with client:
         flow = PerfFlow(ctx, client, rows, phases)
         try:
             flow.import_and_roll_back()
@@ -169,7 +146,9 @@ class PerfFlow:
 
     def step(self, name: str, probe, *, stop: bool = True, **attributes):
         attributes.setdefault("owner", OwnerRole.DEVELOPER)
-        return self.ctx.check(name, classified(probe), stop=stop, **attributes)
+        return self.ctx.check(
+            name, classified(probe, self.client.base_url), stop=stop, **attributes
+        )
 
     def import_and_roll_back(self) -> None:
         self.step("upload", self.upload)
@@ -219,12 +198,7 @@ class PerfFlow:
     def upload(self):
         body = generate_rows(self.ctx.run.pk, self.rows)
         started = time.perf_counter()
-        upload = self.client.post(
-            f"{IMPORT_API}/upload",
-            params={"filename": f"gate-perf-{self.ctx.run.pk}.csv"},
-            content=body,
-            headers={"Content-Type": "text/csv"},
-        )
+        upload = upload_csv(self.client, f"gate-perf-{self.ctx.run.pk}.csv", body)
         self.ctx.figures["uploadMs"] = elapsed_ms(started)
         self.ctx.figures["uploadBytes"] = len(body)
         self.file_id = upload["fileId"]
@@ -283,13 +257,7 @@ class PerfFlow:
             job = self.client.poll_job(job["id"])
             self.phases["commitMs"] = elapsed_ms(started)
             self.batch_id = job.get("batchId")
-            if job["status"] != "succeeded":
-                raise CheckFailed(
-                    _("The commit job ended %(status)s: %(error)s")
-                    % {"status": job["status"], "error": job.get("error")},
-                    evidence={"job": job},
-                )
-            result = job.get("result") or {}
+            result = job_result(job)
         else:
             result = self.client.post(f"{IMPORT_API}/commit", json=body)
             self.phases["commitMs"] = elapsed_ms(started)
@@ -363,21 +331,10 @@ class PerfFlow:
             )
 
     def rollback(self):
-        path = f"{IMPORT_API}/rollback/{self.batch_id}"
         started = time.perf_counter()
-        response = self.client.request("POST", path, expect=(200, 202))
-        data = response.json().get("data") or {}
-        if response.status_code == 202:
-            job = self.client.poll_job(data["job"]["id"])
-            if job["status"] != "succeeded":
-                raise CheckFailed(
-                    _("The rollback job ended %(status)s: %(error)s")
-                    % {"status": job["status"], "error": job.get("error")},
-                    evidence={"job": job},
-                )
-            data = job.get("result") or {}
+        data, asynchronous = roll_back(self.client, self.batch_id)
         self.phases["rollbackMs"] = elapsed_ms(started)
-        self.ctx.figures["rollbackMode"] = "async" if response.status_code == 202 else "sync"
+        self.ctx.figures["rollbackMode"] = "async" if asynchronous else "sync"
         if data.get("deleted") != self.rows:
             raise CheckFailed(
                 _("The rollback deleted %(deleted)s days, not %(rows)d.")
