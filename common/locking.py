@@ -38,6 +38,8 @@ class LockSpace(enum.IntEnum):
     IMPORT_KEY = 2  # an idempotency key (key: hash of organisation id and key)
     IMPORT_JOB = 3  # an import job (key: hash of the job id)
     AUDIT_SEAL = 4  # the audit digest seal, one at a time (key: 0); taken alone
+    GATE_ESCALATION = 5  # a gate's escalation, opened/updated/closed by one run at a time
+    # (key: hash of the gate's name); taken alone, before the escalation's row
 
 
 def lock_key(space: LockSpace, *parts) -> tuple[int, int]:

@@ -342,7 +342,9 @@ def test_the_next_smoke_cleans_up_what_a_stopped_one_left(live_stack, settings):
     assert checks["cleanup"]["evidence"] == {"rolledBack": [leftover.pk]}
     assert checks["correction-requester"]["evidence"]["cancelledStale"] == [pending.pk]
     assert run.summary["correctionDay"] == day.isoformat()
-    assert run.summary["warnings"] == 1 and str(leftover.pk) in run.evidence["warnings"][0]
+    # The leftover named, beside the escalation's "no webhook configured" (the stopped run
+    # opened one, this run closes it).
+    assert any(str(leftover.pk) in warning for warning in run.evidence["warnings"])
     leftover.refresh_from_db()
     pending.refresh_from_db()
     assert leftover.status == ImportBatch.Status.ROLLED_BACK
