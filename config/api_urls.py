@@ -4,6 +4,7 @@ from attendance.api import admin_views
 from attendance.api.urls import admin_urlpatterns, attendance_urlpatterns
 from audit.api.urls import urlpatterns as audit_urlpatterns
 from common.views import api_not_found
+from gates.api.urls import urlpatterns as gates_urlpatterns
 from imports.api.urls import urlpatterns as import_urlpatterns
 
 admin_role_patterns = [
@@ -32,6 +33,7 @@ urlpatterns = [
     ),
     path("attendance-admin/", include((audit_urlpatterns, "audit-api"), namespace="audit-api")),
     path("", include(("events.api.urls", "events-api"), namespace="events-api")),
+    path("gates/", include((gates_urlpatterns, "gates-api"), namespace="gates-api")),
     # Any rest of the path, a newline or a NUL included ("." stops at a newline, and
     # Django would answer its HTML 404, in development a list of every URL pattern).
     re_path(r"^[\s\S]*\Z", api_not_found),

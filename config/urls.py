@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from attendance.views import RateLimitedLoginView
@@ -16,7 +15,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="attendance:home", permanent=False)),
     path("livez", health.livez, name="livez"),
     path("readyz", health.readyz, name="readyz"),
-    path("metrics", ExportToDjangoView, name="metrics"),
+    path("metrics", health.metrics, name="metrics"),
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
@@ -24,6 +23,7 @@ urlpatterns = [
     path("imports/", include("imports.urls")),
     path("audit/", include("audit.urls")),
     path("events/", include("events.urls")),
+    path("gates/", include("gates.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its initialising script as a file: no inline script (CSP).
     path(

@@ -40,6 +40,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from attendance import services
 from config.wsgi import application
 from events import services as events_services
+from gates.models import GateRun
 from imports import services as imports_services
 from imports.models import ImportJob
 from tests.support import data
@@ -206,6 +207,23 @@ def world(organisation, make_person, settings, tmp_path):
         ends_at=starts_at + dt.timedelta(hours=1),
     )
     events_services.participants_add(actor=None, event=event, employee_nos=["F001"])
+    gate_runs = [
+        GateRun.objects.create(
+            gate=gate,
+            priority="P0",
+            status=status,
+            drill=drill,
+            started_at=timezone.now() - dt.timedelta(hours=1),
+            finished_at=timezone.now(),
+            duration_ms=3600_000,
+            summary={"checks": 1},
+            evidence={"checks": [], "completed": status == "pass"},
+            log="started\ngate-complete",
+            failed_check="" if status == "pass" else "health",
+            failure_kind="" if status == "pass" else "dependency",
+        )
+        for gate, status, drill in (("preflight", "pass", False), ("smoke", "fail", True))
+    ]
     return {
         "admin": admin,
         "file_id": upload["fileId"],
@@ -217,6 +235,7 @@ def world(organisation, make_person, settings, tmp_path):
             "job_id": [str(job.pk) for job in ImportJob.objects.filter(organisation=organisation)],
             "/api/events/": [event.pk],
             "pid": list(event.participants.values_list("pk", flat=True)),
+            "/api/gates/runs/": [run.pk for run in gate_runs],
         },
     }
 
