@@ -30,13 +30,11 @@ import datetime as dt
 import http.client
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -56,9 +54,12 @@ from benchmarks.stack import (  # noqa: E402
     machine_facts,
     mb,
     ms_since,
+    organisation_ids,
     prepare_database,
     proc_status,
     provision_user,
+    report_failure,
+    tear_down,
 )
 
 BENCH_DATABASE = "attendance_audit_bench"
@@ -327,14 +328,9 @@ def timed_export(api: Api, stack: WebStack, path: str) -> dict:
 
 def org_ids(db: Database) -> tuple[int, int, int]:
     with db.connect() as connection:
-        ids = dict(
-            connection.execute(
-                "SELECT slug, id FROM attendance_organisation WHERE slug = ANY(%s)",
-                [[BENCH_ORG, OTHER_ORG]],
-            ).fetchall()
-        )
+        org, other = organisation_ids(connection, BENCH_ORG, OTHER_ORG)
         first_user = connection.execute("SELECT coalesce(max(id), 0) + 1 FROM auth_user").fetchone()
-    return ids[BENCH_ORG], ids[OTHER_ORG], first_user[0]
+    return org, other, first_user[0]
 
 
 def reuse_kept(db: Database) -> None:
@@ -413,21 +409,14 @@ def run(args) -> tuple[dict, int]:
         report["machine"] = machine_facts(db)
     except Exception as error:
         code = 1
-        if not isinstance(error, BenchError):
-            traceback.print_exc(file=sys.stderr)
-        report["error"] = (
+        detail = (
             {"request": f"{error.method} {error.path}", "status": error.status}
             if isinstance(error, ApiError)
-            else {"message": str(error)}
+            else None
         )
-        log(f"FAILED: {error}")
-        if stack is not None:
-            log(stack.tail("web", 60))
+        report_failure(report, error, stack, detail=detail)
     finally:
-        if stack is not None:
-            stack.stop()
-        db.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        tear_down(stack, db, workdir)
     return report, code
 
 

@@ -34,13 +34,11 @@ import http.client
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
@@ -59,8 +57,11 @@ from benchmarks.stack import (  # noqa: E402
     log,
     machine_facts,
     ms_since,
+    organisation_ids,
     prepare_database,
     provision_user,
+    report_failure,
+    tear_down,
 )
 
 BENCH_DATABASE = "attendance_events_bench"
@@ -122,9 +123,7 @@ def bootstrap(stack: WebStack) -> None:
 def seed(db: Database, participants: int) -> dict:
     report = {}
     with db.connect() as connection:
-        org = connection.execute(
-            "SELECT id FROM attendance_organisation WHERE slug = %s", [BENCH_ORG]
-        ).fetchone()[0]
+        (org,) = organisation_ids(connection, BENCH_ORG)
         organiser = connection.execute(
             "SELECT id FROM auth_user WHERE username = %s", [ORGANISER]
         ).fetchone()[0]
@@ -296,17 +295,9 @@ def run(args) -> tuple[dict, int]:
         report["machine"] = machine_facts(db)
     except Exception as error:
         code = 1
-        if not isinstance(error, BenchError):
-            traceback.print_exc(file=sys.stderr)
-        report["error"] = {"message": str(error)}
-        log(f"FAILED: {error}")
-        if stack is not None:
-            log(stack.tail("web", 60))
+        report_failure(report, error, stack)
     finally:
-        if stack is not None:
-            stack.stop()
-        db.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        tear_down(stack, db, workdir)
     return report, code
 
 

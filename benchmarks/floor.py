@@ -29,6 +29,7 @@ from benchmarks.stack import (
     Database,
     Stack,
     ms_since,
+    organisation_ids,
     phase,
 )
 
@@ -38,9 +39,7 @@ def floor_employees(db: Database, rows: int, days: int, seed: int) -> tuple[int,
     were removed by its rollback, and the floor must insert fresh days as the commit did."""
     count, _dates = gen_dingtalk.layout(rows, days)
     with db.connect() as connection:
-        org = connection.execute(
-            "SELECT id FROM attendance_organisation WHERE slug = %s", [FLOOR_ORG]
-        ).fetchone()[0]
+        (org,) = organisation_ids(connection, FLOOR_ORG)
         connection.execute("DELETE FROM attendance_employee WHERE organisation_id = %s", [org])
         now = dt.datetime.now(dt.UTC)
         with (

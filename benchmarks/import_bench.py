@@ -42,11 +42,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -65,7 +63,6 @@ from benchmarks.floor import (  # noqa: E402
 )
 from benchmarks.stack import (  # noqa: E402
     BENCH_DATABASE,
-    BenchError,
     Database,
     Stack,
     bootstrap,
@@ -77,6 +74,8 @@ from benchmarks.stack import (  # noqa: E402
     mb,
     ms_since,
     phase,
+    report_failure,
+    tear_down,
 )
 
 TARGETS = {
@@ -281,29 +280,18 @@ def run(args) -> tuple[dict, int]:
         }
     except Exception as error:
         code = 1
-        if not isinstance(error, BenchError):
-            traceback.print_exc(file=sys.stderr)
-        report["error"] = (
+        detail = (
             {
                 "request": f"{error.method} {error.path}",
                 "status": error.status,
                 "response": error.body,
             }
             if isinstance(error, ApiError)
-            else {"message": str(error)}
+            else None
         )
-        log(f"FAILED: {error}")
-        if stack is not None:
-            for name in ("web", "worker"):
-                log(stack.tail(name, 60))
+        report_failure(report, error, stack, logs=("web", "worker"), detail=detail)
     finally:
-        if stack is not None:
-            stack.stop()
-        db.close()
-        if args.keep:
-            log(f"Kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        tear_down(stack, db, workdir, keep_workdir=args.keep)
     summarise(report)
     return report, code
 

@@ -1,5 +1,6 @@
-"""The benchmark's plumbing: its database, the processes of the stack (gunicorn and one
-Celery worker), the importer's bootstrap and the environment the children run with.
+"""The benchmarks' plumbing: their database, the processes of the stack (gunicorn and one
+Celery worker), the importer's bootstrap, the environment the children run with and the
+end of a run (what a failure leaves in the report, the tear-down).
 
 Nothing here knows the import code: the stack is driven over HTTP (:mod:`benchmarks.api`)
 and the database is only created, counted, analysed and dropped.
@@ -12,11 +13,13 @@ import http.client
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -238,9 +241,8 @@ def broker_url(redis_db: int) -> str | None:
     configured = os.environ.get("CELERY_BROKER_URL", "")
     if not configured:
         return None
-    parts = urlsplit(configured)
-    if parts.scheme in ("redis", "rediss"):
-        return urlunsplit(parts._replace(path=f"/{redis_db}"))
+    if urlsplit(configured).scheme in ("redis", "rediss"):
+        return with_database(configured, str(redis_db))
     return configured
 
 
@@ -454,6 +456,16 @@ def prepare_database(stack, organisations: dict[str, dict]) -> None:
     )
 
 
+def organisation_ids(connection, *slugs: str) -> list[int]:
+    """The ids of the organisations ``slugs`` (made by :func:`prepare_database`), in order."""
+    found = dict(
+        connection.execute(
+            "SELECT slug, id FROM attendance_organisation WHERE slug = ANY(%s)", [list(slugs)]
+        ).fetchall()
+    )
+    return [found[slug] for slug in slugs]
+
+
 def provision_user(
     stack,
     username: str,
@@ -541,3 +553,33 @@ def child_env(db: Database, data_dir: Path, broker: str | None) -> dict:
     if broker:
         env["CELERY_BROKER_URL"] = broker
     return env
+
+
+# --- the run's end --------------------------------------------------------------------
+
+
+def report_failure(
+    report: dict, error: Exception, stack, *, logs=("web",), detail: dict | None = None
+) -> None:
+    """What a failed run leaves: the traceback on stderr unless the error is a BenchError
+    (its message says it all), ``detail`` or the message as the report's ``error``, and
+    the end of the stack's ``logs``. Call it in the ``except`` block."""
+    if not isinstance(error, BenchError):
+        traceback.print_exc(file=sys.stderr)
+    report["error"] = detail or {"message": str(error)}
+    log(f"FAILED: {error}")
+    if stack is not None:
+        for name in logs:
+            log(stack.tail(name, 60))
+
+
+def tear_down(stack, db: Database, workdir: Path, *, keep_workdir: bool = False) -> None:
+    """Stop what the run started, drop its database (unless kept) and remove its work
+    directory (unless kept)."""
+    if stack is not None:
+        stack.stop()
+    db.close()
+    if keep_workdir:
+        log(f"Kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from benchmarks import api_bench
+from benchmarks import api_bench, api_figures
 from benchmarks.stack import ROOT, Database, child_env
 
 FIGURES = ("requests", "ok", "errors", "errorRate", "rateLimited", "rps", "p50Ms", "p95Ms", "p99Ms")
@@ -30,10 +30,10 @@ def test_the_crowd_is_26_employees_4_approvers_and_2_admins_of_32_and_never_lack
 
 def test_percentiles_interpolate_between_ranks():
     values = [float(ms) for ms in range(1, 101)]
-    assert api_bench.percentile(values, 0.5) == 50.5
-    assert api_bench.percentile(values, 0.99) == 99.0
-    assert api_bench.percentile([7.0], 0.95) == 7.0
-    assert api_bench.percentile([], 0.5) is None
+    assert api_figures.percentile(values, 0.5) == 50.5
+    assert api_figures.percentile(values, 0.99) == 99.0
+    assert api_figures.percentile([7.0], 0.95) == 7.0
+    assert api_figures.percentile([], 0.5) is None
 
 
 def test_429s_are_counted_apart_and_errors_are_the_error_rate():
@@ -56,8 +56,8 @@ def test_429s_are_counted_apart_and_errors_are_the_error_rate():
             },
         },
     }
-    report = api_bench.summarise(outcome)
-    assert set(report["endpoints"]) == set(api_bench.ENDPOINTS)
+    report = api_figures.summarise(outcome)
+    assert set(report["endpoints"]) == set(api_figures.ENDPOINTS)
     punch = report["endpoints"]["punch"]
     assert (punch["requests"], punch["ok"], punch["errors"], punch["rateLimited"]) == (8, 2, 1, 5)
     assert punch["errorRate"] == 0.125
@@ -75,7 +75,7 @@ def test_429s_are_counted_apart_and_errors_are_the_error_rate():
 
 def test_the_timeline_shows_the_window_where_latencies_rose():
     outcome = {"startedAt": 100.0, "timeline": [[100.5, 10.0], [104.0, 12.0], [111.0, 300.0]]}
-    assert api_bench.timeline(outcome) == [
+    assert api_figures.timeline(outcome) == [
         {"fromSeconds": 0, "requests": 2, "p50Ms": 11.0, "p95Ms": 11.9, "p99Ms": 12.0},
         {"fromSeconds": 10, "requests": 1, "p50Ms": 300.0, "p95Ms": 300.0, "p99Ms": 300.0},
     ]
@@ -94,7 +94,7 @@ def test_the_servers_times_come_from_the_access_log_after_the_warm_up(tmp_path):
         + "POST /api/attendance/punch 429 1000\n"
         + "GET /livez 200 500\n"
     )
-    server = api_bench.server_times(log, offset=len(warm_up))
+    server = api_figures.server_times(log, offset=len(warm_up))
     assert server["endpoints"] == {
         "correction approve": {"requests": 1, "p50Ms": 30.0, "p95Ms": 30.0, "p99Ms": 30.0},
         "correction create": {"requests": 1, "p50Ms": 20.0, "p95Ms": 20.0, "p99Ms": 20.0},
@@ -171,7 +171,7 @@ def test_a_tiny_run_measures_every_endpoint_and_counts_the_punch_limit_apart():
     assert report["ok"] + report["rateLimited"] == report["requests"] > 0
     assert report["p50Ms"] <= report["p95Ms"] <= report["p99Ms"]
     assert sum(window["requests"] for window in report["timeline"]) == report["ok"]
-    for endpoint in api_bench.ENDPOINTS:
+    for endpoint in api_figures.ENDPOINTS:
         measured = report["endpoints"][endpoint]
         for figure in FIGURES:
             assert figure in measured, (endpoint, figure)

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import aged, gen_dingtalk
 from benchmarks.api import job_timing
-from benchmarks.stack import database_name
+from benchmarks.stack import BenchError, database_name, report_failure
 
 
 def identities(people):
@@ -114,3 +114,29 @@ def test_database_names_are_plain_identifiers():
     for bad in ("Attendance", "bench; DROP", "1bench", ""):
         with pytest.raises(ValueError):
             database_name(bad)
+
+
+class LogTails:
+    """The one thing report_failure asks of a stack: the end of a log."""
+
+    def tail(self, name: str, lines: int) -> str:
+        return f"last {lines} lines of {name}"
+
+
+def test_a_failed_run_reports_its_message_or_detail_and_shows_the_logs_ends(capsys):
+    report: dict = {}
+    report_failure(
+        report, BenchError("the stack was not ready"), LogTails(), logs=("web", "worker")
+    )
+    assert report["error"] == {"message": "the stack was not ready"}
+    shown = capsys.readouterr().err
+    assert "FAILED: the stack was not ready" in shown
+    assert "last 60 lines of web" in shown and "last 60 lines of worker" in shown
+    assert "Traceback" not in shown  # a BenchError's message says it all
+    try:
+        {}["missing"]
+    except KeyError as error:
+        report_failure(report, error, None, detail={"request": "GET /x", "status": 500})
+    assert report["error"] == {"request": "GET /x", "status": 500}
+    shown = capsys.readouterr().err
+    assert "Traceback" in shown and "KeyError" in shown
