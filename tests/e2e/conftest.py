@@ -1,7 +1,9 @@
-"""Browser fixtures: one Debian chromium per session, a fresh context per login.
+"""Browser fixtures: one Debian chromium per test module, a fresh context per login.
 
 Playwright's sync API runs an event loop in this thread; Django would then refuse ORM calls
-made by the test itself ("You cannot call this from an async context"), hence the flag.
+made by the test itself ("You cannot call this from an async context"), hence the flag, set
+only while a browser runs: the other tests (a gate judging ``check --deploy`` in-process,
+which rightly refuses the flag) run in a process without it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -44,10 +46,13 @@ class _LazyBrowser:
     def __init__(self):
         self._playwright_manager = None
         self._browser = None
+        self._flag_before = None
 
     def get(self):
         if self._browser is None:
             executable = _chromium_path()
+            self._flag_before = os.environ.get(ASYNC_UNSAFE)
+            os.environ[ASYNC_UNSAFE] = "true"
             from playwright.sync_api import sync_playwright
 
             self._playwright_manager = sync_playwright()
@@ -65,11 +70,16 @@ class _LazyBrowser:
             self._browser.close()
         if self._playwright_manager is not None:
             self._playwright_manager.__exit__(None, None, None)
+            if self._flag_before is None:
+                os.environ.pop(ASYNC_UNSAFE, None)
+            else:
+                os.environ[ASYNC_UNSAFE] = self._flag_before
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """The session's chromium (one process for every browser test), started on first use."""
+    """The module's chromium (one process for its browser tests), started on first use and
+    stopped with the module, its event loop with it."""
     lazy = _LazyBrowser()
     yield lazy
     lazy.close()

@@ -21,14 +21,6 @@ from attendance import services
 from tests.support import PYTHON, ROOT, child_env, start_celery_worker
 
 
-@pytest.fixture(autouse=True)
-def _not_the_browser_tests_environment(monkeypatch):
-    """The browser tests' conftest sets DJANGO_ALLOW_ASYNC_UNSAFE for the whole process
-    (Playwright's loop); a gate run in-process must judge the deployment's environment, in
-    which check --deploy rightly refuses it (async.E001)."""
-    monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
