@@ -11,7 +11,7 @@ PARTICIPANTS ?= 100000
 USERS ?= 32
 DURATION ?= 60
 
-.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events bench-api
+.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events bench-api gates-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,3 +76,11 @@ bench-events: $(STAMP)
 ## e.g. --keep, --wait 0.5,1.5, --rate-limit PUNCH=60/m, --database attendance_api_bench).
 bench-api: $(STAMP)
 	@$(BIN)/python -m benchmarks.api_bench --users $(USERS) --duration $(DURATION) $(BENCH_ARGS)
+
+## make gates-demo: a real GO and a real NO-GO decision packet. On its own database, gunicorn
+## (2 workers) and a Celery worker in a production-like environment; the gates preflight,
+## smoke, strict, perf (2,000 rows) and metrics, then `gates decide` (GO); the worker stopped,
+## the preflight again and `gates decide` (NO-GO); prints both packets and a JSON line
+## (BENCH_ARGS: e.g. --keep, --rows 5000, --database attendance_gates_demo).
+gates-demo: $(STAMP)
+	@$(BIN)/python -m benchmarks.gates_demo $(BENCH_ARGS)
