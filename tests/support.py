@@ -243,3 +243,35 @@ class DatabaseProxy:
 
     def close(self) -> None:
         self.cut()
+
+
+def stop_process_group(process) -> None:
+    """Stop a child started with ``start_new_session=True`` and everything it started:
+    SIGTERM to its group, SIGKILL after 20 s."""
+    import signal
+    import subprocess
+
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def wait_for(predicate, timeout: float, what: str, details=lambda: "", interval: float = 0.05):
+    """``predicate()``'s first true value, polled until ``timeout`` seconds have passed; then
+    an AssertionError naming ``what`` and ``details()``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} did not happen within {timeout} s\n{details()}")

@@ -4,8 +4,6 @@ all the workers' counts, whichever worker answers it, and keeps the scrape-time 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import time
 import uuid
@@ -15,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gates.conftest import free_port
-from tests.support import PYTHON, ROOT, child_env
+from tests.support import PYTHON, ROOT, child_env, stop_process_group
 
 REQUESTS = 60
 
@@ -57,12 +55,6 @@ def start_gunicorn(tmp_path, **env) -> tuple[subprocess.Popen, str]:
     pytest.fail("gunicorn did not start:\n" + (tmp_path / "web.log").read_text())
 
 
-def stop(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-
-
 def scrape_after_requests(base: str) -> list[float]:
     with httpx.Client(base_url=base, timeout=10) as client:
         for _ in range(REQUESTS):  # new connections: spread over both workers
@@ -82,7 +74,7 @@ def test_every_scrape_sums_both_workers(tmp_path):
         files = sorted(path.name for path in directory.iterdir())
         text = httpx.get(f"{base}/metrics").text
     finally:
-        stop(process)
+        stop_process_group(process)
     assert "stale.db" not in files  # a new master starts from zero
     assert len([name for name in files if name.startswith("counter_")]) == 2, files
     assert counts == [REQUESTS] * 10
@@ -152,4 +144,4 @@ def test_a_worker_serves_what_its_import_jobs_counted(
         audit = _worker_series(url, "attendance_audit_events", {"domain": "imports"})
         assert audit is not None and audit >= 1
     finally:
-        stop(worker)
+        stop_process_group(worker)

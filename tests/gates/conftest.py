@@ -4,9 +4,6 @@ token committed where they can see them."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -18,7 +15,7 @@ import httpx
 import pytest
 
 from attendance import services
-from tests.support import PYTHON, ROOT, child_env, start_celery_worker
+from tests.support import PYTHON, ROOT, child_env, start_celery_worker, stop_process_group
 
 
 def free_port() -> int:
@@ -42,19 +39,6 @@ class LiveStack:
             text = path.read_text(errors="replace")[-4000:] if path.exists() else ""
             parts.append(f"--- {name} ---\n{text}")
         return "\n".join(parts)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def _wait_until_ready(stack: LiveStack, timeout: float = 90) -> None:
@@ -145,5 +129,5 @@ def live_stack(transactional_db, organisation, make_person, tmp_path, live_stack
         _wait_until_ready(stack)
         yield stack
     finally:
-        _stop(worker)
-        _stop(web)
+        stop_process_group(worker)
+        stop_process_group(web)

@@ -8,13 +8,10 @@ worker, with production's security settings, so that a broken thing is the only 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -36,6 +33,7 @@ from tests.support import (
     child_env,
     owner_connection,
     start_celery_worker,
+    stop_process_group,
 )
 from tests.support import test_database_url as database_url_as
 
@@ -68,19 +66,6 @@ PRODUCTION_SECURITY = {
 }
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 def _answering_workers() -> list[str]:
     from config.celery import app
 
@@ -106,7 +91,7 @@ def _start_named_worker(log_path, **env) -> tuple[subprocess.Popen, str]:
             pytest.fail(f"the worker exited with {process.returncode}\n{log_path.read_text()}")
         if name in _answering_workers():
             return process, name
-    _stop(process)
+    stop_process_group(process)
     pytest.fail(f"the worker did not answer a ping in 60 s\n{log_path.read_text()}")
 
 
@@ -118,7 +103,7 @@ def worker(django_db_setup, tmp_path_factory):
     try:
         yield name
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 @pytest.fixture
@@ -257,7 +242,7 @@ def test_the_filesystem_broker_broadcasts_and_its_worker_answers(healthy, tmp_pa
     try:
         run = run_gate("preflight")
     finally:
-        _stop(process)
+        stop_process_group(process)
     assert run.status == RunStatus.PASS, failed(run)
     evidence = check_of(run, "worker")["evidence"]
     assert (evidence["transport"], evidence["workers"]) == ("filesystem", [name])

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.test import Client
 
 from attendance import services
-from tests.support import PYTHON, ROOT, DatabaseProxy, child_env
+from tests.support import PYTHON, ROOT, DatabaseProxy, child_env, wait_for
 
 # Bounds on waits that only end by their deadline when the test is already failing.
 START_TIMEOUT = 60
@@ -71,16 +71,6 @@ def _free_port() -> int:
 def _children(pid: int) -> set[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as listing:
         return {int(child) for child in listing.read().split()}
-
-
-def _wait_for(predicate, timeout: float, what: str, details=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s\n{details()}")
 
 
 class Traffic:
@@ -264,21 +254,21 @@ def test_a_database_outage_under_traffic_answers_503_and_recovers_without_a_rest
     log = tmp_path / "web.log"
     try:
         with _gunicorn(proxy.url(), log, conn_max_age) as (web, base_url):
-            _wait_for(
+            wait_for(
                 lambda: web.poll() is not None or _ready(base_url),
                 START_TIMEOUT,
                 "gunicorn answering ready",
                 lambda: log.read_text(errors="replace")[-3000:],
             )
             assert web.poll() is None, log.read_text(errors="replace")[-3000:]
-            workers = _wait_for(
+            workers = wait_for(
                 lambda: len(children := _children(web.pid)) == 2 and children,
                 START_TIMEOUT,
                 "two gunicorn workers",
             )
             with Traffic(base_url, endpoints) as traffic:
                 started = time.monotonic()
-                _wait_for(
+                wait_for(
                     lambda: traffic.each_endpoint_answered(started, ANSWERS_PER_PHASE, 200),
                     RECOVERY_TIMEOUT,
                     "every endpoint answering 200 before the outage",
@@ -289,7 +279,7 @@ def test_a_database_outage_under_traffic_answers_503_and_recovers_without_a_rest
                 proxy.cut()
                 # Requests already in flight when the cut began may still have been served.
                 cut_done = time.monotonic()
-                _wait_for(
+                wait_for(
                     lambda: (
                         time.monotonic() - cut_done >= OUTAGE_SECONDS
                         and traffic.each_endpoint_answered(cut_done, ANSWERS_PER_PHASE)
@@ -305,7 +295,7 @@ def test_a_database_outage_under_traffic_answers_503_and_recovers_without_a_rest
                 restored = time.monotonic()
                 # Recovered: every endpoint answered 200 several times to requests sent after
                 # the restore (each worker had to make a new connection).
-                _wait_for(
+                wait_for(
                     lambda: traffic.each_endpoint_answered(restored, ANSWERS_PER_PHASE, 200),
                     RECOVERY_TIMEOUT,
                     "every endpoint answering 200 after the restore",
@@ -324,7 +314,7 @@ def test_a_database_outage_under_traffic_answers_503_and_recovers_without_a_rest
                 )
                 # Once every endpoint recovered, no endpoint fails again.
                 settled = time.monotonic()
-                _wait_for(
+                wait_for(
                     lambda: traffic.each_endpoint_answered(settled, ANSWERS_PER_PHASE),
                     RECOVERY_TIMEOUT,
                     "more answers after the recovery",

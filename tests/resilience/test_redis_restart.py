@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from imports import services
 from imports.models import ImportBatch, ImportItem, ImportJob
 from imports.services import jobs as jobs_service
 from imports.tasks import run_import_job
-from tests.support import start_celery_worker
+from tests.support import start_celery_worker, stop_process_group, wait_for
 
 ROWS = 200
 START_TIMEOUT = 30
@@ -46,16 +45,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _wait_for(predicate, timeout: float, what: str, details=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s\n{details()}")
 
 
 class PrivateRedis:
@@ -103,7 +92,7 @@ class PrivateRedis:
             start_new_session=True,
         )
         log.close()
-        _wait_for(
+        wait_for(
             lambda: self.process.poll() is not None or self._pings(),
             START_TIMEOUT,
             "redis-server answering",
@@ -196,16 +185,6 @@ def _worker(
     )
 
 
-def _stop(worker: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
-
-
 def _finished(job_id, worker, tmp_path) -> ImportJob:
     def ended():
         job = ImportJob.objects.get(pk=job_id)
@@ -216,7 +195,7 @@ def _finished(job_id, worker, tmp_path) -> ImportJob:
         text = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
         return f"worker {alive}; log:\n{text}"
 
-    _wait_for(lambda: worker.poll() is not None or ended(), JOB_TIMEOUT, "the job ending")
+    wait_for(lambda: worker.poll() is not None or ended(), JOB_TIMEOUT, "the job ending")
     job = ended()
     assert job is not None, f"the job did not end\n{worker_log()}"
     return job
@@ -260,7 +239,7 @@ def test_a_job_queued_before_a_redis_restart_is_done_once_by_the_next_worker(
     try:
         done = _finished(job.pk, worker, tmp_path)
         # Taken and acknowledged: nothing is left to be delivered again.
-        _wait_for(
+        wait_for(
             lambda: (
                 server.client().llen(server.queue) == 0 and server.client().hlen("unacked") == 0
             ),
@@ -268,7 +247,7 @@ def test_a_job_queued_before_a_redis_restart_is_done_once_by_the_next_worker(
             "the message being acknowledged",
         )
     finally:
-        _stop(worker)
+        stop_process_group(worker)
     _assert_imported_once(done, organisation, tmp_path)
     assert not AuditEvent.objects.filter(action="imports.job.requeued").exists()
 
@@ -299,7 +278,7 @@ def test_a_job_whose_message_a_redis_crash_lost_is_queued_again_by_the_reaper_an
     try:
         done = _finished(job.pk, worker, tmp_path)
     finally:
-        _stop(worker)
+        stop_process_group(worker)
     _assert_imported_once(done, organisation, tmp_path)
     requeued = AuditEvent.objects.filter(action="imports.job.requeued")
     assert requeued.exists()
