@@ -130,6 +130,30 @@ def test_production_refuses_unsafe_settings(override, message):
 
 
 @pytest.mark.integration
+def test_production_redirects_to_https_but_not_the_probes():
+    """TLS ends in front of nginx: a plain-HTTP request is redirected, except the health and
+    metrics probes from inside the network (the healthcheck, Prometheus)."""
+    script = (
+        "import django; django.setup();"
+        "from django.test import Client; c = Client(HTTP_HOST='127.0.0.1');"
+        "print(c.get('/livez').status_code, c.get('/metrics').status_code,"
+        " c.get('/api/attendance/me').status_code,"
+        " c.get('/api/attendance/me', HTTP_X_FORWARDED_PROTO='https').status_code)"
+    )
+    env = {**PRODUCTION, "ALLOWED_HOSTS": "attendance.example.com,127.0.0.1"}
+    result = subprocess.run(
+        [PYTHON, "-c", script],
+        cwd=ROOT,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "200", "301", "401"]
+
+
+@pytest.mark.integration
 def test_the_env_example_copied_as_it_is_starts_nothing():
     example = dict(
         line.split("=", 1)
