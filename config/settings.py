@@ -188,6 +188,13 @@ DATABASES["default"]["OPTIONS"]["options"] = (
     _connection_options + " -c search_path=attendance_scratch,public"
 )
 DATABASE_OWNER_OPTIONS = _connection_options
+# Behind PgBouncer in transaction mode (README, "Scaling out"): it refuses the ``options``
+# startup parameter, so the application's role carries those settings instead (ALTER ROLE …
+# SET), and a server-side cursor does not outlive the pool's transaction.
+DB_BEHIND_PGBOUNCER = env.bool("DB_BEHIND_PGBOUNCER", default=False)
+if DB_BEHIND_PGBOUNCER:
+    del DATABASES["default"]["OPTIONS"]["options"]
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
 if DATABASE_OWNER:
     DATABASE_OWNER = {

@@ -154,6 +154,27 @@ def test_production_redirects_to_https_but_not_the_probes():
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("behind", ["false", "true"])
+def test_behind_pgbouncer_no_startup_options_and_no_server_side_cursors(behind):
+    script = (
+        "import django; django.setup(); from django.conf import settings;"
+        "db = settings.DATABASES['default'];"
+        "print('options' in db['OPTIONS'], db.get('DISABLE_SERVER_SIDE_CURSORS', False))"
+    )
+    result = subprocess.run(
+        [PYTHON, "-c", script],
+        cwd=ROOT,
+        env=child_env(DB_BEHIND_PGBOUNCER=behind),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = ["False", "True"] if behind == "true" else ["True", "False"]
+    assert result.stdout.split() == expected
+
+
+@pytest.mark.integration
 def test_the_env_example_copied_as_it_is_starts_nothing():
     example = dict(
         line.split("=", 1)
