@@ -9,6 +9,7 @@ from django.db import Error as DjangoDatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common import context, db_errors
@@ -159,3 +160,32 @@ class OrganisationIpAllowlistMiddleware:
         )
         page.error_code = IpRestricted.code  # read by audit.middleware for its event
         return page
+
+
+class AdminOrganisationTimeZoneMiddleware:
+    """The admin centre shows, and reads typed-in, times in the signed-in admin's organisation's
+    time zone, as the pages and the API do (the server's zone, UTC, otherwise). A user without
+    an organisation (a bare superuser) keeps the server's zone."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith(reverse("admin:index")):
+            return self.get_response(request)
+        zone = _organisation_zone(getattr(request, "user", None))
+        if zone is None:
+            return self.get_response(request)
+        with timezone.override(zone):
+            return self.get_response(request)
+
+
+def _organisation_zone(user):
+    from django.core.exceptions import ObjectDoesNotExist
+
+    if user is None or not user.is_authenticated:
+        return None
+    try:
+        return user.employee.organisation.tz
+    except ObjectDoesNotExist:
+        return None

@@ -107,6 +107,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "audit.middleware.AccessDeniedAuditMiddleware",  # first after auth: sees every 403
     "common.middleware.OrganisationIpAllowlistMiddleware",
+    "common.middleware.AdminOrganisationTimeZoneMiddleware",
     "common.throttles.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
