@@ -559,10 +559,12 @@ IMPORT_JOB_DB_RETRIES = env.int("IMPORT_JOB_DB_RETRIES", default=5)
 # server ends it (and its locks), so the reaper can queue the job again.
 IMPORT_JOB_IDLE_TIMEOUT = env.str("IMPORT_JOB_IDLE_TIMEOUT", default="5min")
 # The Celery queue import jobs go to (a dedicated worker pool can serve it).
-IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default="celery")
+# Beat's small tasks go to Celery's default queue; import jobs to IMPORT_TASK_QUEUE.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
 # Beat's heartbeat to each queue a worker takes (gates/metrics.py): a queue nobody takes
 # shows in attendance_worker_heartbeat_age_seconds and the AttendanceWorkerDown alert.
-for _queue in sorted({"celery", IMPORT_TASK_QUEUE}):
+for _queue in sorted({CELERY_TASK_DEFAULT_QUEUE, IMPORT_TASK_QUEUE}):
     CELERY_BEAT_SCHEDULE[f"gates-worker-heartbeat-{_queue}"] = {
         "task": "gates.tasks.worker_heartbeat",
         "schedule": 60,

@@ -40,8 +40,7 @@ def heartbeat_queues() -> list[str]:
     """The queues workers take: beat's default one and the imports queue."""
     from django.conf import settings
 
-    default = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
-    return sorted({default, settings.IMPORT_TASK_QUEUE})
+    return sorted({settings.CELERY_TASK_DEFAULT_QUEUE, settings.IMPORT_TASK_QUEUE})
 
 
 def record_heartbeat(queue: str) -> None:

@@ -61,7 +61,7 @@ class Command(BaseCommand):
             gate_options.setdefault("base_url", settings.GATES_BASE_URL)
             gate_options.setdefault("token", settings.GATES_TOKEN)
             gate_options = {key: value for key, value in gate_options.items() if value}
-        if name == "perf" and (gate_options.get("rows") or 0) >= _scale_rows():
+        if name == "perf" and (gate_options.get("rows") or 0) >= settings.GATES_PERF_SCALE_ROWS:
             name = "perf-scale"  # the high-scale variant is its own P2 gate
         run = run_gate(name, options=gate_options, drill=options["drill"], trigger="cli")
         if options["json"]:
@@ -103,9 +103,3 @@ class Command(BaseCommand):
         code = DECISION_EXIT_CODES[packet["verdict"]]
         if code:
             raise SystemExit(code)
-
-
-def _scale_rows() -> int:
-    from django.conf import settings
-
-    return settings.GATES_PERF_SCALE_ROWS
