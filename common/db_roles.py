@@ -71,7 +71,7 @@ def ensure_app_role(cursor, role: str) -> None:
     """Create the application's login role if it is missing (embedded server, CI, tests;
     in production the DBA creates it, with a password). Run, in autocommit, as a role that
     may create roles; two processes racing to create it both succeed."""
-    from django.db import ProgrammingError
+    from django.db import IntegrityError, ProgrammingError
 
     cursor.execute(
         "SELECT quote_ident(%s), EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)", [role, role]
@@ -83,7 +83,9 @@ def ensure_app_role(cursor, role: str) -> None:
         cursor.execute(
             f"CREATE ROLE {quoted_role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
         )
-    except ProgrammingError:  # created meanwhile by another process
+    # Created meanwhile by another process: "already exists" once its CREATE committed, a
+    # unique violation on pg_authid while both inserts were in flight.
+    except (ProgrammingError, IntegrityError):
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
         if cursor.fetchone() is None:
             raise

@@ -145,10 +145,6 @@ class DatabaseProxy:
     refused), :meth:`restore` ends it. The server itself keeps running, so other tests on
     it are not disturbed."""
 
-    # Every connection that comes through the relay names itself so (see url()): an outage
-    # ends their sessions on the server too, as a real one would.
-    APPLICATION = "attendance-through-relay"
-
     def __init__(self):
         self._lock = threading.Lock()
         self._open: list = []
@@ -157,6 +153,11 @@ class DatabaseProxy:
         probe.bind(("127.0.0.1", 0))
         self.port = probe.getsockname()[1]
         probe.close()
+        # Every connection that comes through this relay names itself so (see url()): its
+        # outage ends their sessions on the server too, as a real one would, and only
+        # theirs (a relay of a test running beside this one, on the same server, is not
+        # cut with it).
+        self.application = f"attendance-through-relay-{self.port}"
         self.restore()
 
     def url(self) -> str:
@@ -164,7 +165,7 @@ class DatabaseProxy:
         password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
         return (
             f"postgres://{db['USER']}{password}@127.0.0.1:{self.port}/{db['NAME']}"
-            f"?application_name={self.APPLICATION}"
+            f"?application_name={self.application}"
         )
 
     def _upstream(self):
@@ -238,7 +239,7 @@ class DatabaseProxy:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE application_name = %s AND pid <> pg_backend_pid()",
-                [self.APPLICATION],
+                [self.application],
             )
 
     def close(self) -> None:
