@@ -560,7 +560,9 @@ IMPORT_JOB_DB_RETRIES = env.int("IMPORT_JOB_DB_RETRIES", default=5)
 IMPORT_JOB_IDLE_TIMEOUT = env.str("IMPORT_JOB_IDLE_TIMEOUT", default="5min")
 # The Celery queue import jobs go to (a dedicated worker pool can serve it).
 # Beat's small tasks go to Celery's default queue; import jobs to IMPORT_TASK_QUEUE.
-CELERY_TASK_DEFAULT_QUEUE = "celery"
+# (Only tests name another: a worker with its beat embedded then serves a queue of its own,
+# apart from other test runs on the same broker.)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 IMPORT_TASK_QUEUE = env.str("IMPORT_TASK_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
 # Beat's heartbeat to each queue a worker takes (gates/metrics.py): a queue nobody takes
 # shows in attendance_worker_heartbeat_age_seconds and the AttendanceWorkerDown alert.

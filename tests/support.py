@@ -112,7 +112,12 @@ def start_celery_worker(
     import subprocess
 
     output = log_path.open("w") if log_path else subprocess.DEVNULL
-    extra = ["-B", "-Q", f"{queue},celery"] if beat else ["-Q", queue]
+    extra = ["-Q", queue]
+    if beat:
+        # Beat's tasks go to a default queue of this worker's own: a worker of another test
+        # run on the same broker must not take them (it would run them on its database).
+        env.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"{queue}-default")
+        extra = ["-B", "-Q", f"{queue},{env['CELERY_TASK_DEFAULT_QUEUE']}"]
 
     return subprocess.Popen(
         [

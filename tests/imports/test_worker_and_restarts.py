@@ -28,7 +28,14 @@ from imports import services
 from imports.models import ImportBatch, ImportItem, ImportJob
 from imports.services import jobs as jobs_service
 from imports.tasks import run_import_job
-from tests.support import PYTHON, ROOT, DatabaseProxy, child_env, start_celery_worker
+from tests.support import (
+    PYTHON,
+    ROOT,
+    DatabaseProxy,
+    child_env,
+    start_celery_worker,
+    stop_process_group,
+)
 
 ROWS = 3000
 # As the issue reproduced it: longer than the task's own retries (five, backoff 1, 2, 4 … s).
@@ -397,8 +404,7 @@ def test_a_database_outage_longer_than_the_tasks_retries_is_outlived(
             ) from waited
     finally:
         proxy.close()
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
+        stop_process_group(worker)
     assert done.status == "succeeded", (done.error, log.read_text()[-3000:])
     assert done.attempts == 2
     assert AttendanceRecord.objects.filter(organisation=organisation).count() == ROWS
