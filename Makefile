@@ -10,8 +10,9 @@ EVENTS ?= 5000000
 PARTICIPANTS ?= 100000
 USERS ?= 32
 DURATION ?= 60
+EMPLOYEES ?= 5000
 
-.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events bench-api gates-demo
+.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events bench-api bench-dashboard gates-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +77,13 @@ bench-events: $(STAMP)
 ## e.g. --keep, --wait 0.5,1.5, --rate-limit PUNCH=60/m, --database attendance_api_bench).
 bench-api: $(STAMP)
 	@$(BIN)/python -m benchmarks.api_bench --users $(USERS) --duration $(DURATION) $(BENCH_ARGS)
+
+## make bench-dashboard EMPLOYEES=5000: GET /dashboard/ over HTTP as an admin (gunicorn, one
+## worker) at EMPLOYEES seeded people with a month of days, today's punches, pending
+## corrections, import batches and audit events; 30 timed requests after a warm-up; prints
+## JSON with p50/p95/max and the page's query count (BENCH_ARGS: e.g. --keep, --requests 100).
+bench-dashboard: $(STAMP)
+	@$(BIN)/python -m benchmarks.dashboard_bench --employees $(EMPLOYEES) $(BENCH_ARGS)
 
 ## make gates-demo: a real GO and a real NO-GO decision packet. On its own database, gunicorn
 ## (2 workers) and a Celery worker in a production-like environment; the gates preflight,

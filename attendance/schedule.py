@@ -94,3 +94,13 @@ def judge_day(
     else:
         status = RecordStatus.NORMAL
     return DayResult(first_in, last_out, worked, late, early, status)
+
+
+def day_in_progress(organisation, work_date: dt.date, now: dt.datetime) -> bool:
+    """A workday whose scheduled end has not come yet is not judged: until then a missing
+    punch is not an absence and an out-punch is not an early leave (the stored status, judged
+    from the punches so far, stays as it is; readers show the day as in progress)."""
+    if not is_workday(organisation, work_date):
+        return False
+    _, end = shift_bounds(organisation, work_date)
+    return work_date <= now.astimezone(organisation.tz).date() and now < end

@@ -292,7 +292,7 @@ AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ADMIN = False
 AXES_VERBOSE = False
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "attendance:home"
+LOGIN_REDIRECT_URL = "/"  # the root sends admins to the dashboard, others to their month
 LOGOUT_REDIRECT_URL = "login"
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from attendance.dashboard import views as dashboard_views
 from attendance.views import RateLimitedLoginView
 from gates import health
 
@@ -12,7 +12,7 @@ admin.site.site_title = "Attendance admin centre"
 admin.site.index_title = "Administration"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="attendance:home", permanent=False)),
+    path("", dashboard_views.landing, name="landing"),
     path("livez", health.livez, name="livez"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
@@ -20,6 +20,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("attendance/", include("attendance.urls")),
+    path("dashboard/", include("attendance.dashboard.urls")),
     path("imports/", include("imports.urls")),
     path("audit/", include("audit.urls")),
     path("events/", include("events.urls")),

@@ -77,7 +77,7 @@ def log_in(page) -> None:
     page.get_by_label("Username").fill("e2e_gates_admin")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/attendance/")
+    page.wait_for_url("**/dashboard/")  # an admin lands on the dashboard
 
 
 def test_an_admin_reads_the_gates_and_the_decision(seeded, new_page, screenshot):
