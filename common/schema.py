@@ -1,4 +1,38 @@
-"""drf-spectacular post-processing: describe the envelope on every operation."""
+"""drf-spectacular helpers: the envelope on every operation, the tags that group the
+operations by area, and one shape for every operation's description."""
+
+# The areas of the API, in the order the docs list them (tags=[...] of each extend_schema).
+API_TAGS = [
+    {"name": "records", "description": "The caller, punches, attendance days and exports."},
+    {"name": "requests", "description": "Corrections of a day: ask, approve, reject, cancel."},
+    {"name": "imports", "description": "Upload, preview, commit and roll back import files."},
+    {"name": "events", "description": "Events, their participants, check-in and attendance."},
+    {"name": "admin", "description": "Users, roles and the organisation's settings."},
+    {"name": "audit", "description": "The organisation's audit events."},
+    {"name": "gates", "description": "Release gates: stored runs, dashboard, go/no-go."},
+]
+PAGED = (
+    "Paged: `page` (from 1) and `pageSize` (default 50, at most 200) answer `{items, page, "
+    "pageSize, total}`."
+)
+ANY_USER = (
+    "any attendance user (an active employee of an organisation, from an address the "
+    "organisation's IP allowlist accepts)"
+)
+
+
+def operation_doc(what: str, *, who: str, paging: str = "", errors: str = "") -> str:
+    """An operation's description, always in the same order: what it does, who may call it,
+    its paging and filters, then the error codes worth knowing beyond the common ones
+    (UNAUTHENTICATED, FORBIDDEN, IP_RESTRICTED, RATE_LIMITED, DB_NOT_READY, INTERNAL_ERROR,
+    which every operation may answer)."""
+    parts = [what, f"**Who may call:** {who[:1].upper()}{who[1:]}"]
+    if paging:
+        parts.append(paging)
+    if errors:
+        parts.append(f"**Errors:** {errors}")
+    return "\n\n".join(parts)
+
 
 ERROR_ENVELOPE = {
     "type": "object",
@@ -55,6 +89,9 @@ def _mark_required_bodies(result) -> None:
 
 def wrap_in_envelope(result, generator, request, public):
     _mark_required_bodies(result)
+    # Declared next to the views' helpers rather than in settings: the docs list the areas
+    # in this order, each with its description.
+    result["tags"] = API_TAGS
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["ErrorEnvelope"] = ERROR_ENVELOPE
     error_ref = {"$ref": "#/components/schemas/ErrorEnvelope"}

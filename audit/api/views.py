@@ -18,8 +18,21 @@ from audit.services import audit_record
 from common.api import query_params
 from common.csv_export import copy_csv_response
 from common.permissions import IsAdmin
+from common.schema import operation_doc
 
 EXPORT_ACTION = "audit.events.exported"
+ADMINS = (
+    "admins of the organisation (role admin); others are refused (FORBIDDEN). Only the "
+    "organisation's own events are shown, never another's or the system's."
+)
+FILTER_DOC = (
+    "Filters (all optional, combined): `q`, `action`, `actionPrefix`, `actor`, "
+    "`targetType`, `targetId`, `status` (ok or failed), `from`, `to`."
+)
+FILTER_ERRORS = (
+    "VALIDATION_ERROR (400): a filter too long or holding a NUL, a malformed date or "
+    "date-time, an unknown status"
+)
 
 
 def _text_parameter(name: str, max_length: int, description: str) -> OpenApiParameter:
@@ -92,12 +105,21 @@ class AuditLogListView(APIView):
 
     @extend_schema(
         operation_id="admin_audit_logs_list",
-        summary="The organisation's audit events, newest first (keyset-paged)",
-        description=(
-            "Keyset-paged, not page/total: follow `nextCursor` (null on the last page) with "
-            "the same filters. No total is counted: over millions of events a count costs "
-            "more than the page. Items are ordered by (occurredAt, id), newest first, so "
-            "events with equal times are neither repeated nor skipped across pages."
+        tags=["audit"],
+        summary="List the organisation's audit events",
+        description=operation_doc(
+            "Who did what, when, to which target, with the event's data; the newest first. "
+            "Times in the organisation's time zone.",
+            who=ADMINS,
+            paging=(
+                "Keyset-paged, not page/total: follow `nextCursor` (null on the last page) "
+                "with the same filters, `pageSize` up to "
+                f"{selectors.MAX_PAGE_SIZE}. No total is counted: over millions of events a "
+                "count costs more than the page. Items are ordered by (occurredAt, id), "
+                "newest first, so events with equal times are neither repeated nor skipped "
+                f"across pages. {FILTER_DOC}"
+            ),
+            errors=f"{FILTER_ERRORS}, a cursor that is not one given by a previous page.",
         ),
         parameters=LIST_PARAMETERS,
         responses=s.AuditPageSerializer,
@@ -120,12 +142,16 @@ class AuditLogExportView(APIView):
 
     @extend_schema(
         operation_id="admin_audit_logs_export_csv",
-        summary="The filtered events as CSV (UTF-8 with BOM), streamed",
-        description=(
-            "Every event the filters select, newest first, streamed by PostgreSQL: times in "
-            "the organisation's time zone with their offset, text cells that a spreadsheet "
-            "would run as a formula prefixed with `'`. The export is itself audited "
-            f"(`{EXPORT_ACTION}`, with the filters)."
+        tags=["audit"],
+        summary="Export audit events as CSV",
+        description=operation_doc(
+            "Every event the filters select, newest first, streamed by PostgreSQL as CSV in "
+            "UTF-8 with a BOM: times in the organisation's time zone with their offset, "
+            "text cells that a spreadsheet would run as a formula prefixed with `'`. The "
+            f"export is itself audited (`{EXPORT_ACTION}`, with the filters).",
+            who=ADMINS,
+            paging=f"Not paged. {FILTER_DOC}",
+            errors=f"{FILTER_ERRORS}; RATE_LIMITED (429) past RATELIMIT_EXPORT.",
         ),
         parameters=FILTER_PARAMETERS,
         responses={
@@ -154,7 +180,15 @@ class AuditLogSummaryView(APIView):
 
     @extend_schema(
         operation_id="admin_audit_logs_summary",
-        summary="Counts by action and by error code over the last windowMinutes",
+        tags=["audit"],
+        summary="Count audit events by action and error code",
+        description=operation_doc(
+            "Over the last `windowMinutes` (default 60, at most 7 days) ending now: the "
+            "window's `from` and `to`, the number of events and of failed ones, and the "
+            "counts by action and by error code.",
+            who=ADMINS,
+            errors="VALIDATION_ERROR (400): windowMinutes not a whole number from 1 to 10080.",
+        ),
         parameters=[
             OpenApiParameter(
                 "windowMinutes",

@@ -22,6 +22,7 @@ from common.api import query_params, validated
 from common.exceptions import Forbidden, ValidationFailed
 from common.pagination import PageNumberPagination
 from common.permissions import IsApproverOrAdmin, IsAttendanceUser
+from common.schema import ANY_USER, PAGED, operation_doc
 from events import selectors, services
 from events.api import serializers as s
 from events.models import Event, EventParticipant
@@ -39,6 +40,23 @@ CHECK_IN_REFUSED = OpenApiResponse(
     "or cancelled"
 )
 ZERO_COUNTS = {"unknown": 0, "present": 0, "late": 0, "absent": 0, "excused": 0}
+
+ORGANISERS = "organisers (role admin or approver); others are refused (FORBIDDEN)."
+READERS = (
+    f"{ANY_USER}. Organisers see every event of the organisation, everybody else only the "
+    "events they take part in."
+)
+EVENT_NOT_FOUND = (
+    "NOT_FOUND (404): no such event in the organisation, or one the caller takes no part in"
+)
+EVENT_DOC = (
+    "An event answers its times in the organisation's time zone, its status and the "
+    "counts of its participants by attendance."
+)
+TIMES_ERRORS = (
+    "VALIDATION_ERROR (400): an end before the start, a check-in window that closes before "
+    "it opens, a late grace outside 0 to 240 minutes"
+)
 
 
 def _context(request) -> dict:
@@ -115,7 +133,17 @@ class EventListCreateView(_ReadForAllWriteForOrganisers):
 
     @extend_schema(
         operation_id="events_list",
-        summary="Events: the organisation's (organisers) or the caller's own (employees)",
+        tags=["events"],
+        summary="List events",
+        description=operation_doc(
+            f"The events the caller may see, the latest start first. {EVENT_DOC}",
+            who=READERS,
+            paging=f"{PAGED} Filters: `status`, `from` and `to` (days in the organisation's "
+            "time zone: an event running on any of them is listed), `q` (text in the title "
+            "or location).",
+            errors="VALIDATION_ERROR (400): an unknown status, a malformed day, `to` before "
+            "`from`.",
+        ),
         parameters=[s.EventFilterSerializer],
         responses=s.EventSerializer(many=True),
     )
@@ -130,7 +158,15 @@ class EventListCreateView(_ReadForAllWriteForOrganisers):
 
     @extend_schema(
         operation_id="events_create",
-        summary="Create an event (organisers)",
+        tags=["events"],
+        summary="Create an event",
+        description=operation_doc(
+            "A new event of the caller's organisation, with its title, times, optional "
+            "location, check-in window and late grace; answers 201 with the event. "
+            "Participants are added afterwards.",
+            who=ORGANISERS,
+            errors=f"{TIMES_ERRORS}.",
+        ),
         request=s.EventCreateInputSerializer,
         responses={201: s.EventSerializer},
     )
@@ -150,7 +186,13 @@ class EventListCreateView(_ReadForAllWriteForOrganisers):
 class EventDetailView(_ReadForAllWriteForOrganisers):
     @extend_schema(
         operation_id="events_detail",
-        summary="One event (organisers: any of the organisation's; employees: their own)",
+        tags=["events"],
+        summary="Get an event",
+        description=operation_doc(
+            f"One event, as in the list. {EVENT_DOC}",
+            who=READERS,
+            errors=f"{EVENT_NOT_FOUND}.",
+        ),
         responses=s.EventSerializer,
     )
     def get(self, request, pk: int):
@@ -158,7 +200,15 @@ class EventDetailView(_ReadForAllWriteForOrganisers):
 
     @extend_schema(
         operation_id="events_update",
-        summary="Change an event (organisers; scheduled or running events only)",
+        tags=["events"],
+        summary="Change an event",
+        description=operation_doc(
+            "A partial update (any subset of the creation's fields) of a scheduled or "
+            "running event; answers the event.",
+            who=ORGANISERS,
+            errors=f"{TIMES_ERRORS}; {EVENT_NOT_FOUND}; REQUEST_STATE_CONFLICT (409): the "
+            "event is completed or cancelled.",
+        ),
         request=s.EventUpdateInputSerializer,
         responses={200: s.EventSerializer, 409: STATE_CONFLICT},
     )
@@ -177,7 +227,16 @@ class EventCompleteView(APIView):
 
     @extend_schema(
         operation_id="events_complete",
-        summary="Complete an event (organisers); auto-absence follows after the delay",
+        tags=["events"],
+        summary="Complete an event",
+        description=operation_doc(
+            "Marks the event completed and answers it. Once the organisation's "
+            "auto-absence delay (settings' `autoAbsenceDelayMinutes`) has passed, "
+            "participants still marked `unknown` become `absent`.",
+            who=ORGANISERS,
+            errors=f"{EVENT_NOT_FOUND}; REQUEST_STATE_CONFLICT (409): the event is "
+            "completed or cancelled already.",
+        ),
         request=None,
         responses={200: s.EventSerializer, 409: STATE_CONFLICT},
     )
@@ -192,7 +251,15 @@ class ParticipantListAddView(APIView):
 
     @extend_schema(
         operation_id="events_participants_list",
-        summary="An event's participants (organisers)",
+        tags=["events"],
+        summary="List an event's participants",
+        description=operation_doc(
+            "The event's participants by name, each with their employee, registration, "
+            "attendance, when and by whom it was marked, and notes.",
+            who=ORGANISERS,
+            paging=f"{PAGED} Filters: `attendance`, `q` (the employee's number or name).",
+            errors=f"{EVENT_NOT_FOUND}; VALIDATION_ERROR (400): an unknown attendance.",
+        ),
         parameters=[s.ParticipantFilterSerializer],
         responses=s.ParticipantSerializer(many=True),
     )
@@ -211,7 +278,16 @@ class ParticipantListAddView(APIView):
 
     @extend_schema(
         operation_id="events_participants_add",
-        summary="Add the organisation's employees to an event by number (organisers)",
+        tags=["events"],
+        summary="Add participants by employee number",
+        description=operation_doc(
+            "Registers the organisation's employees named by `employeeNos` for the event; "
+            "answers the numbers `added`, `unchanged` (already participants) and `missing` "
+            "(nobody in the organisation).",
+            who=ORGANISERS,
+            errors=f"{EVENT_NOT_FOUND}; VALIDATION_ERROR (400): no numbers, too many; "
+            "REQUEST_STATE_CONFLICT (409): the event is completed or cancelled.",
+        ),
         request=s.ParticipantsAddInputSerializer,
         responses={200: s.ParticipantsAddResultSerializer, 409: STATE_CONFLICT},
     )
@@ -227,7 +303,19 @@ class ParticipantListAddView(APIView):
 class ParticipantCheckInView(APIView):
     @extend_schema(
         operation_id="events_participant_check_in",
-        summary="Check a participant in (the employee themself, or an organiser)",
+        tags=["events"],
+        summary="Check a participant in",
+        description=operation_doc(
+            "Marks the participant `present`, or `late` after the start plus the event's "
+            "late grace, and answers the participant. Sending the same `nonce` again answers "
+            "the first result (idempotent).",
+            who=f"{ANY_USER}: employees check only themselves in (FORBIDDEN for another "
+            "participant), organisers anybody of the event.",
+            errors=f"{EVENT_NOT_FOUND}, or no such participant; CHECKIN_CLOSED (409): "
+            "outside the check-in window; NOT_REGISTERED (409): the registration is "
+            "waitlisted or cancelled; REQUEST_STATE_CONFLICT (409): the event is completed "
+            "or cancelled.",
+        ),
         request=s.CheckInInputSerializer,
         responses={200: s.ParticipantSerializer, 409: CHECK_IN_REFUSED},
     )
@@ -251,7 +339,17 @@ class ParticipantMarkView(APIView):
 
     @extend_schema(
         operation_id="events_participant_mark",
-        summary="Set one participant's attendance, with notes (organisers)",
+        tags=["events"],
+        summary="Set a participant's attendance",
+        description=operation_doc(
+            "Sets one participant's attendance (`status`) and `notes`, recording who marked "
+            "it and when; answers the participant. A completed event's participants may "
+            "still be marked.",
+            who=ORGANISERS,
+            errors=f"{EVENT_NOT_FOUND}, or no such participant; REQUEST_STATE_CONFLICT "
+            "(409): the event is cancelled; NOT_REGISTERED (409): the registration is "
+            "waitlisted or cancelled.",
+        ),
         request=s.MarkInputSerializer,
         responses={200: s.ParticipantSerializer, 409: MARK_REFUSED},
     )
@@ -270,7 +368,17 @@ class ParticipantBulkMarkView(APIView):
 
     @extend_schema(
         operation_id="events_participants_mark_bulk",
-        summary="Set many participants' attendance at once (organisers)",
+        tags=["events"],
+        summary="Set many participants' attendance at once",
+        description=operation_doc(
+            "One attendance `status` and `notes` for every participant in "
+            "`participantIds`; answers the ids `updated`, `unchanged` (had them already) "
+            "and `missing` (no registered participant of this event). A completed event's "
+            "participants may still be marked.",
+            who=ORGANISERS,
+            errors=f"{EVENT_NOT_FOUND}; VALIDATION_ERROR (400): no ids, too many, an "
+            "unknown status; REQUEST_STATE_CONFLICT (409): the event is cancelled.",
+        ),
         request=s.BulkMarkInputSerializer,
         responses={200: s.BulkMarkResultSerializer, 409: STATE_CONFLICT},
     )
@@ -292,7 +400,14 @@ class MyEventsView(APIView):
 
     @extend_schema(
         operation_id="events_mine",
-        summary="The caller's events, each with the caller's own participant row",
+        tags=["events"],
+        summary="List my events",
+        description=operation_doc(
+            "The events the caller takes part in, the latest start first, each with the "
+            f"caller's own participant row (registration, attendance, notes). {EVENT_DOC}",
+            who=f"{ANY_USER}, for themself.",
+            paging=PAGED,
+        ),
         responses=s.MyEventSerializer(many=True),
     )
     def get(self, request):

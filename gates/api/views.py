@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from common.api import query_params, validated
 from common.pagination import PageNumberPagination
 from common.permissions import IsAdmin
+from common.schema import PAGED, operation_doc
 from gates.api import serializers as s
 from gates.models import GateRun
 from gates.selectors import run_as_dict
@@ -28,9 +29,10 @@ from gates.services.dashboard import dashboard
 from gates.services.decision import decide
 
 WHO = (
-    "Administrators of any organisation (the gates describe the deployment, not an "
-    "organisation); times in the caller's organisation's time zone."
+    "admins (role admin) of any organisation: the gates describe the deployment, not an "
+    "organisation. Others are refused (FORBIDDEN)."
 )
+TIMES = "Times in the caller's organisation's time zone."
 UNAUTHENTICATED = OpenApiResponse(description="UNAUTHENTICATED: no or bad credentials")
 FORBIDDEN = OpenApiResponse(
     description="FORBIDDEN: not an administrator; IP_RESTRICTED: the organisation's IP "
@@ -58,10 +60,15 @@ class GateRunListView(APIView):
 
     @extend_schema(
         operation_id="gates_runs_list",
-        summary="Gate runs, newest first, drills included unless filtered",
-        description=(
-            "Every stored run of every gate (paged), without its log (the detail has it). "
-            "`gate` must name a registered gate; `drill` is `true` or `false`. " + WHO
+        tags=["gates"],
+        summary="List gate runs",
+        description=operation_doc(
+            "Every stored run of every gate, the newest first, drills included unless "
+            f"filtered, without its log (the detail has it). {TIMES}",
+            who=WHO,
+            paging=f"{PAGED} Filters: `gate` (a registered gate), `drill` (`true` or `false`).",
+            errors="VALIDATION_ERROR (400): an unknown gate, a drill that is not "
+            "true/false, a page or pageSize out of range.",
         ),
         parameters=[s.RunFilterSerializer],
         responses={
@@ -87,8 +94,13 @@ class GateRunDetailView(APIView):
 
     @extend_schema(
         operation_id="gates_runs_detail",
-        summary="One gate run with its checks, evidence and log",
-        description="A run as in the list, plus its log. " + WHO,
+        tags=["gates"],
+        summary="Get a gate run with its checks, evidence and log",
+        description=operation_doc(
+            f"A run as in the list, plus its log. {TIMES}",
+            who=WHO,
+            errors="NOT_FOUND (404): no run with this id.",
+        ),
         responses={
             200: s.RunDetailSerializer,
             404: OpenApiResponse(description="NOT_FOUND: no run with this id"),
@@ -105,12 +117,14 @@ class GateDashboardView(APIView):
 
     @extend_schema(
         operation_id="gates_dashboard",
-        summary="Each gate's latest run, staleness and effective status; open escalations",
-        description=(
+        tags=["gates"],
+        summary="Get the gates dashboard",
+        description=operation_doc(
             "What `/gates/` and `manage.py gates dashboard --json` show: per gate its latest "
-            "real run and age (stale after GATES_STALE_HOURS for P0/P1, GATES_STALE_HOURS_P2 "
-            "for P2) and its latest drill apart (drills never count), the open escalations, "
-            "the perf phases over time and the recent history. " + WHO
+            "real run, age and effective status (stale after GATES_STALE_HOURS for P0/P1, "
+            "GATES_STALE_HOURS_P2 for P2) and its latest drill apart (drills never count), "
+            f"the open escalations, the perf phases over time and the recent history. {TIMES}",
+            who=WHO,
         ),
         responses={200: s.DashboardSerializer, **ACCESS_ERRORS},
     )
@@ -123,13 +137,15 @@ class GateDecisionView(APIView):
 
     @extend_schema(
         operation_id="gates_decision",
-        summary="The go/no-go packet: criteria, score, verdict, rollback triggers",
-        description=(
+        tags=["gates"],
+        summary="Get the go/no-go decision packet",
+        description=operation_doc(
             "What `/gates/decision/` and `manage.py gates decide --json` show, computed now "
             "from the stored runs (drills never count): each criterion blocking or not, its "
             "status and evidence, the score `n/m` of blocking criteria met and the verdict "
             "GO, CONDITIONAL or NO-GO with its rationale, rollback triggers and post-rollout "
-            "monitoring checklist. " + WHO
+            f"monitoring checklist. {TIMES}",
+            who=WHO,
         ),
         responses={200: s.DecisionSerializer, **ACCESS_ERRORS},
     )

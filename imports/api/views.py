@@ -16,6 +16,7 @@ from common.csv_export import copy_csv_response, streaming_csv_response
 from common.exceptions import ValidationFailed
 from common.pagination import PageNumberPagination
 from common.permissions import IsImporterOrAdmin
+from common.schema import PAGED, operation_doc
 from imports import formats, selectors, services
 from imports.api import serializers as s
 from imports.models import ImportJob
@@ -35,6 +36,39 @@ SOURCE_ERRORS = {
     410: OpenApiResponse(description="UPLOAD_EXPIRED"),
     415: OpenApiResponse(description="UNSUPPORTED_FORMAT"),
 }
+IMPORTERS = (
+    "importers and admins (role importer or admin); others are refused (FORBIDDEN). "
+    "Files, batches and jobs are the caller's organisation's only."
+)
+SOURCE_DOC = (
+    "The rows come from an upload (`fileId`) or from `csvText`, exactly one of them; "
+    "`format` is detected when left out, `mapping` renames the file's columns to the "
+    "format's, `timezone` reads times without an offset (default: the organisation's). "
+    "Rows naming nobody in the organisation are skipped (UNKNOWN_EMPLOYEE) unless "
+    "`createMissingEmployees` is true."
+)
+SOURCE_ERROR_DOC = (
+    "VALIDATION_ERROR or EMPTY_FILE (400); IMPORT_TOO_LARGE_FOR_SYNC (400) above "
+    "IMPORT_SYNC_MAX_ROWS rows; UPLOAD_EXPIRED (410): the upload is past its TTL; "
+    "UNSUPPORTED_FORMAT (415)"
+)
+COMMIT_DOC = (
+    "`mode` is `override` (the file's values replace the day, the default) or `merge` "
+    "(earliest in, latest out). Needs a `commitToken` from prepare, consumed by the commit. "
+    "A retry with the same `idempotencyKey` answers the first result with "
+    "`idempotent: true` and needs no new token. Days changed between the plan and the apply "
+    "are left as they were (row errors CHANGED_DURING_IMPORT)."
+)
+COMMIT_ERROR_DOC = (
+    "COMMIT_TOKEN_REQUIRED (400); COMMIT_TOKEN_INVALID (403): unknown, used, expired or "
+    "another user's; IDEMPOTENCY_KEY_CONFLICT (409): the key's first request had another "
+    "input; IMPORT_IN_PROGRESS (409): the key's first request still runs; BUSY (409): "
+    "another import or rollback of the organisation runs, retry after `Retry-After`; "
+    "UPLOAD_EXPIRED (410); UNSUPPORTED_FORMAT (415); RATE_LIMITED (429) past "
+    "RATELIMIT_COMMIT"
+)
+BATCH_NOT_FOUND = "NOT_FOUND (404): no such batch in the caller's organisation"
+
 # Multipart framing around the file: the Content-Length check leaves room for it.
 MULTIPART_SLACK = 64 * 1024
 
@@ -80,7 +114,18 @@ class ImportView(APIView):
 
 
 class FormatsView(ImportView):
-    @extend_schema(operation_id="import_formats", responses=s.FormatSerializer(many=True))
+    @extend_schema(
+        operation_id="import_formats",
+        tags=["imports"],
+        summary="List the import formats",
+        description=operation_doc(
+            "Every format an import understands: its name (for `format`), label, kind, the "
+            "containers it comes in (CSV, XLSX, DAT), its columns (header, required, "
+            "description) and whether a template can be downloaded.",
+            who=IMPORTERS,
+        ),
+        responses=s.FormatSerializer(many=True),
+    )
     def get(self, request):
         items = [
             {
@@ -106,6 +151,15 @@ class FormatsView(ImportView):
 class TemplateView(ImportView):
     @extend_schema(
         operation_id="import_template",
+        tags=["imports"],
+        summary="Download an import template as CSV",
+        description=operation_doc(
+            "A CSV (UTF-8 with a BOM) with the format's header and example rows: `format` "
+            "is `standard` (the default) or `dingtalk_daily` (its column names as DingTalk "
+            "writes them).",
+            who=IMPORTERS,
+            errors="VALIDATION_ERROR (400): another format.",
+        ),
         parameters=[s.TemplateFilterSerializer],
         responses={(200, "text/csv"): str},
     )
@@ -131,6 +185,20 @@ class UploadView(ImportView):
 
     @extend_schema(
         operation_id="import_upload",
+        tags=["imports"],
+        summary="Upload an import file",
+        description=operation_doc(
+            "Stores a CSV, XLSX or DAT file for preview and commit, sent as the raw body "
+            "(name in `?filename=`) or as the multipart field `file`. Answers 201 with its "
+            "`fileId`, size, SHA-256, the format and encoding detected, its row count and "
+            "when it expires (after IMPORT_UPLOAD_TTL_SECONDS).",
+            who=IMPORTERS,
+            errors="EMPTY_FILE or VALIDATION_ERROR (400): an empty file, a broken multipart "
+            "body, no `file`, a NUL in the name; UPLOAD_TOO_LARGE (413) over "
+            "IMPORT_UPLOAD_MAX_BYTES, refused before the body is read when Content-Length "
+            "says so; UNSUPPORTED_FORMAT (415): binary, a zip bomb, nothing a format reads; "
+            "RATE_LIMITED (429) past RATELIMIT_UPLOAD.",
+        ),
         parameters=[OpenApiParameter("filename", str, description="For a raw body")],
         request={
             "application/octet-stream": {"type": "string", "format": "binary"},
@@ -189,7 +257,19 @@ class UploadView(ImportView):
 
 
 class PrepareView(ImportView):
-    @extend_schema(operation_id="import_prepare", request=None, responses=s.PrepareSerializer)
+    @extend_schema(
+        operation_id="import_prepare",
+        tags=["imports"],
+        summary="Get a commit token",
+        description=operation_doc(
+            "Issues the token one commit needs: for the caller only, used once, valid for "
+            "`ttlSeconds` (IMPORT_COMMIT_TOKEN_TTL_SECONDS). A preview does not use it up.",
+            who=IMPORTERS,
+            errors="RATE_LIMITED (429) past RATELIMIT_PREVIEW.",
+        ),
+        request=None,
+        responses=s.PrepareSerializer,
+    )
     def post(self, request):
         token, record = services.commit_token_issue(
             actor=request.user, organisation=_organisation(request)
@@ -206,6 +286,17 @@ class PrepareView(ImportView):
 class PreviewView(ImportView):
     @extend_schema(
         operation_id="import_preview",
+        tags=["imports"],
+        summary="Preview an import",
+        description=operation_doc(
+            "Reads and plans the rows without writing anything: what each would do "
+            "(`stats`: insert, update, unchanged, skip, invalid, duplicate), the first "
+            "`previewLimit` rows, the row errors (row, column, code, message; up to "
+            "IMPORT_ERRORS_LIMIT, `errorsTotal` counts them all) and how many employees "
+            f"would be created. {SOURCE_DOC}",
+            who=IMPORTERS,
+            errors=f"{SOURCE_ERROR_DOC}; RATE_LIMITED (429) past RATELIMIT_PREVIEW.",
+        ),
         request=s.PreviewInputSerializer,
         responses={200: s.PreviewSerializer, **SOURCE_ERRORS},
     )
@@ -220,6 +311,15 @@ class PreviewView(ImportView):
 class PreviewErrorsView(ImportView):
     @extend_schema(
         operation_id="import_preview_errors_csv",
+        tags=["imports"],
+        summary="Download a preview's row errors as CSV",
+        description=operation_doc(
+            "Plans the rows as the preview does (the same body, nothing written) and "
+            "answers every row error, not only the first IMPORT_ERRORS_LIMIT, as a CSV "
+            f"download. {SOURCE_DOC}",
+            who=IMPORTERS,
+            errors=f"{SOURCE_ERROR_DOC}; RATE_LIMITED (429) past RATELIMIT_EXPORT.",
+        ),
         request=s.PreviewInputSerializer,
         responses={(200, "text/csv"): str, **SOURCE_ERRORS},
     )
@@ -241,6 +341,16 @@ class PreviewErrorsView(ImportView):
 class CommitView(ImportView):
     @extend_schema(
         operation_id="import_commit",
+        tags=["imports"],
+        summary="Commit an import",
+        description=operation_doc(
+            "Applies the rows now, as one batch that can be rolled back, and answers its "
+            "`batchId`, `stats` and time taken (with the rows' outcomes when `returnItems`, "
+            f"up to `itemsLimit`). {COMMIT_DOC} {SOURCE_DOC}",
+            who=IMPORTERS,
+            errors=f"{COMMIT_ERROR_DOC}; IMPORT_TOO_LARGE_FOR_SYNC (400) above "
+            "IMPORT_SYNC_MAX_ROWS rows: use commit-async.",
+        ),
         request=s.CommitInputSerializer,
         responses={200: s.CommitSerializer, **TOKEN_ERRORS},
     )
@@ -258,6 +368,16 @@ class CommitView(ImportView):
 class CommitAsyncView(ImportView):
     @extend_schema(
         operation_id="import_commit_async",
+        tags=["imports"],
+        summary="Queue an import commit as a job",
+        description=operation_doc(
+            "The commit's body, run by a worker: answers 202 with the `job` to follow at "
+            "`jobs/{id}`; its result is the commit's. When the idempotency key's first "
+            "commit ran synchronously, nothing is queued: 200 with `job: null`, "
+            f"`idempotent: true` and that commit's `result`. {COMMIT_DOC}",
+            who=IMPORTERS,
+            errors=f"{COMMIT_ERROR_DOC}.",
+        ),
         request=s.CommitInputSerializer,
         responses={202: s.JobEnvelopeSerializer, **TOKEN_ERRORS},
     )
@@ -276,7 +396,19 @@ class CommitAsyncView(ImportView):
 
 
 class JobView(ImportView):
-    @extend_schema(operation_id="import_job", responses=s.JobEnvelopeSerializer)
+    @extend_schema(
+        operation_id="import_job",
+        tags=["imports"],
+        summary="Get an import job's progress",
+        description=operation_doc(
+            "A queued commit or rollback: its status (queued, running, succeeded, failed, "
+            "cancelled), rows processed of the total and the percentage, then its batch, "
+            "result or error, and when it started and finished. Poll until it has finished.",
+            who=IMPORTERS,
+            errors="NOT_FOUND (404): no such job in the caller's organisation.",
+        ),
+        responses=s.JobEnvelopeSerializer,
+    )
     def get(self, request, job_id):
         job = selectors.job_get(organisation=_organisation(request), job_id=job_id)
         return Response(job_body(job))
@@ -285,7 +417,19 @@ class JobView(ImportView):
 class BatchListView(ImportView):
     pagination_class = PageNumberPagination
 
-    @extend_schema(operation_id="import_batches", responses=s.BatchSerializer(many=True))
+    @extend_schema(
+        operation_id="import_batches",
+        tags=["imports"],
+        summary="List import batches",
+        description=operation_doc(
+            "The organisation's committed (and rolled back) imports, the newest first: "
+            "file, format, mode, stats, who committed and who rolled back, and when.",
+            who=IMPORTERS,
+            paging=PAGED,
+            errors="VALIDATION_ERROR (400): a page or pageSize out of range.",
+        ),
+        responses=s.BatchSerializer(many=True),
+    )
     def get(self, request):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(
@@ -295,7 +439,15 @@ class BatchListView(ImportView):
 
 
 class BatchDetailView(ImportView):
-    @extend_schema(operation_id="import_batch", responses=s.BatchSerializer)
+    @extend_schema(
+        operation_id="import_batch",
+        tags=["imports"],
+        summary="Get an import batch",
+        description=operation_doc(
+            "One batch, as in the list.", who=IMPORTERS, errors=f"{BATCH_NOT_FOUND}."
+        ),
+        responses=s.BatchSerializer,
+    )
     def get(self, request, batch_id):
         batch = selectors.batch_get(organisation=_organisation(request), batch_id=batch_id)
         return Response(s.BatchSerializer(batch).data)
@@ -306,6 +458,16 @@ class BatchItemsView(ImportView):
 
     @extend_schema(
         operation_id="import_batch_items",
+        tags=["imports"],
+        summary="List an import batch's rows",
+        description=operation_doc(
+            "The batch's rows in file order, each with what the import did with it "
+            "(`action`) and why.",
+            who=IMPORTERS,
+            paging=f"{PAGED} Filter: `action` (inserted, updated, unchanged, skipped, "
+            "invalid, duplicate).",
+            errors=f"{BATCH_NOT_FOUND}; VALIDATION_ERROR (400): an unknown action.",
+        ),
         parameters=[s.ItemFilterSerializer],
         responses=s.ItemSerializer(many=True),
     )
@@ -322,6 +484,17 @@ class BatchItemsView(ImportView):
 class BatchExportView(ImportView):
     @extend_schema(
         operation_id="import_batch_export_csv",
+        tags=["imports"],
+        summary="Export an import batch's rows as CSV",
+        description=operation_doc(
+            "The batch's rows streamed as CSV in UTF-8 with a BOM, text a spreadsheet would "
+            "run as a formula prefixed with `'`: `type` is `all` (the default), `imported` "
+            "(inserted or updated), `skipped` (skipped, invalid, duplicate) or `anomalies` "
+            "(days imported with a status worth a look). Every export is audited.",
+            who=IMPORTERS,
+            errors=f"{BATCH_NOT_FOUND}; VALIDATION_ERROR (400): an unknown type; "
+            "RATE_LIMITED (429) past RATELIMIT_EXPORT.",
+        ),
         parameters=[s.ExportFilterSerializer],
         responses={(200, "text/csv"): str},
     )
@@ -336,6 +509,19 @@ class BatchExportView(ImportView):
 class RollbackView(ImportView):
     @extend_schema(
         operation_id="import_rollback",
+        tags=["imports"],
+        summary="Roll back an import batch",
+        description=operation_doc(
+            "Deletes the days the batch inserted, puts back the values of the days it "
+            "updated, removes its punches and the employees it created that nothing else "
+            "uses; answers what was restored and deleted. A batch above "
+            "IMPORT_ASYNC_ROLLBACK_ROWS rows is rolled back by a job: 202 with the job.",
+            who=IMPORTERS,
+            errors=f"{BATCH_NOT_FOUND}; ROLLBACK_CONFLICT (409): later batches replaced "
+            "days of this one (`details.laterBatches`, roll those back first) or days "
+            "changed since (`details.conflicts`); ALREADY_ROLLED_BACK (409); BUSY (409): "
+            "another import or rollback runs; RATE_LIMITED (429) past RATELIMIT_COMMIT.",
+        ),
         request=None,
         responses={
             200: s.RollbackSerializer,
