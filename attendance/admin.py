@@ -24,6 +24,7 @@ Nothing that would escape the audit log is deleted here (employees are deactivat
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 from axes.models import AccessAttempt
@@ -36,11 +37,14 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_lazy
 from import_export.formats.base_formats import CSV, XLSX
 
 from attendance import lockouts, services
 from attendance.admin_imports import OrganisationImportExportMixin
+from attendance.forms import NetworkListField, WorkdaysField
 from attendance.models import (
     AdjustmentRequest,
     ApiToken,
@@ -53,14 +57,44 @@ from attendance.resources import EmployeeResource
 from audit.services import audit_record
 from common import roles
 from common.exceptions import ApplicationError
-from common.net import parse_network
 
 User = get_user_model()
 
-ROLE_CHOICES = [(name, name.removeprefix("attendance_").capitalize()) for name in roles.ALL]
+ROLE_CHOICES = [(name, roles.label(name)) for name in roles.ALL]
 ROLE_PAGE_TEMPLATE = "admin/attendance/role_action.html"
 # How many of the selected people the role page names (the count is always shown).
 ROLE_PAGE_LIST_LIMIT = 50
+
+
+# --- the site ---------------------------------------------------------------------------
+
+
+class AttendanceAdminSite(admin.AdminSite):
+    """Django's admin site, but a signed-in person who may not use the admin centre (an
+    employee, an approver) gets the app's 403 page instead of the admin's sign-in form
+    (which would suggest signing in again would help). Anonymous visitors still get the
+    sign-in form; the logout view stays open to everybody signed in."""
+
+    def admin_view(self, view, cacheable=False):
+        guarded = super().admin_view(view, cacheable)
+
+        @functools.wraps(view)
+        def refuse_signed_in_outsiders(request, *args, **kwargs):
+            if (
+                request.user.is_authenticated
+                and not self.has_permission(request)
+                and request.path != reverse("admin:logout", current_app=self.name)
+            ):
+                raise PermissionDenied  # handler403: templates/403.html
+            return guarded(request, *args, **kwargs)
+
+        return refuse_signed_in_outsiders
+
+
+# The default site (config/urls.py mounts ``admin.site``) is given the behaviour in place:
+# every app registers on that very instance, so replacing it would lose registrations.
+# This module is imported by autodiscover, before the URLs are built.
+admin.site.__class__ = AttendanceAdminSite
 
 
 # --- scoping ----------------------------------------------------------------------------
@@ -172,17 +206,18 @@ class ViewOnlyAdmin(OrganisationScopedAdmin):
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=ROLE_CHOICES, widget=forms.RadioSelect)
+    role = forms.ChoiceField(
+        label=gettext_lazy("Role"), choices=ROLE_CHOICES, widget=forms.RadioSelect
+    )
 
 
 def role_names_of(user) -> str:
-    """Short role names from a prefetched ``user.groups``."""
+    """The role labels people read (never the group names), from a prefetched
+    ``user.groups``."""
     if user is None:
         return ""
     names = sorted(
-        group.name.removeprefix("attendance_")
-        for group in user.groups.all()
-        if group.name in roles.ALL
+        str(roles.label(group.name)) for group in user.groups.all() if group.name in roles.ALL
     )
     return ", ".join(names)
 
@@ -207,7 +242,7 @@ def run_role_action(modeladmin, request, queryset, *, assign: bool, targets):
         opts = modeladmin.model._meta
         context = {
             **modeladmin.admin_site.each_context(request),
-            "title": "Assign a role" if assign else "Unassign a role",
+            "title": gettext("Assign a role") if assign else gettext("Unassign a role"),
             "opts": opts,
             "form": form,
             "assign": assign,
@@ -255,14 +290,29 @@ def run_role_action(modeladmin, request, queryset, *, assign: bool, targets):
                 for key in ("updated", "unchanged", "missing", "inactive"):
                     totals[key] += len(result[key])
     except ApplicationError as exc:
-        modeladmin.message_user(request, f"Nothing changed: {exc.message}", messages.ERROR)
+        modeladmin.message_user(
+            request,
+            gettext("Nothing changed: %(reason)s") % {"reason": exc.message},
+            messages.ERROR,
+        )
         return None
-    verb = "assigned" if assign else "unassigned"
+    if assign:
+        template = gettext(
+            "Role %(role)s assigned: %(updated)d updated, %(unchanged)d unchanged, "
+            "%(missing)d missing (no login in the organisation), %(inactive)d inactive."
+        )
+    else:
+        template = gettext(
+            "Role %(role)s unassigned: %(updated)d updated, %(unchanged)d unchanged, "
+            "%(missing)d missing (no login in the organisation), %(inactive)d inactive."
+        )
     modeladmin.message_user(
         request,
-        f"Role {role} {verb}: {totals['updated']} updated, {totals['unchanged']} unchanged, "
-        f"{totals['missing']} missing (no login in the organisation), "
-        f"{totals['inactive']} inactive.",
+        template
+        % {
+            "role": roles.label(role),
+            **{k: totals[k] for k in ("updated", "unchanged", "missing", "inactive")},
+        },
         messages.SUCCESS if totals["updated"] else messages.WARNING,
     )
     return None
@@ -272,7 +322,17 @@ def run_role_action(modeladmin, request, queryset, *, assign: bool, targets):
 
 
 class OrganisationAdminForm(forms.ModelForm):
+    """Workdays as checkboxes and the IP allowlist one network a line (each line checked,
+    a bad one named), instead of the JSON the two are stored as."""
+
     actor = None  # the admin saving the form (set by OrganisationAdmin.get_form)
+    workdays = WorkdaysField(
+        label=gettext_lazy("Workdays"), help_text=Organisation._meta.get_field("workdays").help_text
+    )
+    ip_allowlist = NetworkListField(
+        label=gettext_lazy("IP allowlist"),
+        help_text=Organisation._meta.get_field("ip_allowlist").help_text,
+    )
 
     class Meta:
         model = Organisation
@@ -280,14 +340,8 @@ class OrganisationAdminForm(forms.ModelForm):
 
     def clean_ip_allowlist(self):
         entries = self.cleaned_data.get("ip_allowlist") or []
-        if not isinstance(entries, list):
-            raise forms.ValidationError('Give a JSON list of networks, e.g. ["10.0.0.0/8"].')
-        for entry in entries:
-            try:
-                parse_network(entry)
-            except ValueError as exc:
-                raise forms.ValidationError(f"{entry!r} is not an IP network.") from exc
-        # The service refuses it too; asked here so the admin sees it on the field.
+        # Each line is checked by the field; the service refuses a self-lockout too, asked
+        # here so the admin sees it on the field.
         lockout = services.allowlist_self_lockout_error(
             actor=self.actor, organisation=self.instance, allowlist=entries
         )
@@ -320,12 +374,12 @@ class OrganisationAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "slug", "created_at")}),
         (
-            "Working time",
+            gettext_lazy("Working time"),
             {"fields": ("time_zone", "work_start", "work_end", "grace_minutes", "workdays")},
         ),
-        ("Access", {"fields": ("ip_allowlist",)}),
+        (gettext_lazy("Access"), {"fields": ("ip_allowlist",)}),
         (
-            "Automation and retention",
+            gettext_lazy("Automation and retention"),
             {"fields": ("auto_absence_delay_minutes", "audit_retention_days")},
         ),
     )
@@ -403,11 +457,11 @@ class RoleActionsMixin:
     """ "Assign role…" / "Unassign role…" for a changelist whose ``_role_targets`` yields
     ``(organisation, user id, employee number, label)`` for the selected rows."""
 
-    @admin.action(description="Assign role…", permissions=["change"])
+    @admin.action(description=gettext_lazy("Assign role…"), permissions=["change"])
     def assign_role(self, request, queryset):
         return run_role_action(self, request, queryset, assign=True, targets=self._role_targets)
 
-    @admin.action(description="Unassign role…", permissions=["change"])
+    @admin.action(description=gettext_lazy("Unassign role…"), permissions=["change"])
     def unassign_role(self, request, queryset):
         return run_role_action(self, request, queryset, assign=False, targets=self._role_targets)
 
@@ -419,9 +473,11 @@ class EmployeeForm(forms.ModelForm):
 
     fixed_organisation: Organisation | None = None
     UNIQUE_IN_ORGANISATION = {
-        "employee_no": "An employee with this number already exists in the organisation.",
-        "dingtalk_user_id": "Another employee already has this DingTalk user id.",
-        "device_pin": "Another employee already has this device PIN.",
+        "employee_no": gettext_lazy(
+            "An employee with this number already exists in the organisation."
+        ),
+        "dingtalk_user_id": gettext_lazy("Another employee already has this DingTalk user ID."),
+        "device_pin": gettext_lazy("Another employee already has this device PIN."),
     }
 
     class Meta:
@@ -458,9 +514,13 @@ class EmployeeForm(forms.ModelForm):
         approver = cleaned.get("approver")
         if approver is not None:
             if self.instance.pk is not None and approver.pk == self.instance.pk:
-                self.add_error("approver", "An employee cannot approve their own requests.")
+                self.add_error(
+                    "approver", gettext("An employee cannot approve their own requests.")
+                )
             elif organisation_id is not None and approver.organisation_id != organisation_id:
-                self.add_error("approver", "The approver must be in the same organisation.")
+                self.add_error(
+                    "approver", gettext("The approver must be in the same organisation.")
+                )
         if organisation_id is not None and "organisation" not in self.fields:
             others = Employee.objects.filter(organisation_id=organisation_id).exclude(
                 pk=self.instance.pk
@@ -502,6 +562,7 @@ class EmployeeAdmin(OrganisationImportExportMixin, RoleActionsMixin, Organisatio
         "user",
         "roles",
         "is_active",
+        "month_link",
         "organisation",
     )
     list_display_links = ("employee_no", "name")
@@ -515,7 +576,7 @@ class EmployeeAdmin(OrganisationImportExportMixin, RoleActionsMixin, Organisatio
     )
     list_select_related = ("approver", "user", "organisation")
     autocomplete_fields = ("approver", "user")
-    fields = (*EmployeeForm.Meta.fields, "created_at")
+    fields = (*EmployeeForm.Meta.fields, "created_at", "month_link")
     actions = ("assign_role", "unassign_role")
 
     def get_queryset(self, request):
@@ -524,8 +585,19 @@ class EmployeeAdmin(OrganisationImportExportMixin, RoleActionsMixin, Organisatio
     def get_readonly_fields(self, request, obj=None):
         # An employee never moves organisation: their days and audit trail stay behind.
         if obj is not None or not request.user.is_superuser:
-            return ("organisation", "created_at")
-        return ("created_at",)
+            return ("organisation", "created_at", "month_link")
+        return ("created_at", "month_link")
+
+    @admin.display(description=gettext_lazy("Month"))
+    def month_link(self, obj):
+        """A link to the person's month in the app (who may open it is that page's rule)."""
+        if obj is None or obj.pk is None:
+            return "—"
+        try:
+            url = reverse("attendance:person_month", args=[obj.pk])
+        except NoReverseMatch:  # the page is not deployed: no link rather than an error
+            return "—"
+        return format_html('<a href="{}">{}</a>', url, gettext("Open their month"))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -537,7 +609,7 @@ class EmployeeAdmin(OrganisationImportExportMixin, RoleActionsMixin, Organisatio
         # PROTECTed by punches and records).
         return False
 
-    @admin.display(description="Roles")
+    @admin.display(description=gettext_lazy("Roles"))
     def roles(self, obj):
         return role_names_of(obj.user)
 
@@ -658,30 +730,46 @@ class AdjustmentRequestAdmin(ViewOnlyAdmin):
                 failed.append(f"#{adjustment.pk} ({adjustment.employee}): {exc.message}")
             else:
                 done.append(adjustment.pk)
+        approved = verb == "approved"
         if done:
-            self.message_user(request, f"{verb} {len(done)} request(s).", messages.SUCCESS)
+            done_text = (
+                gettext("Approved %(count)d correction(s).")
+                if approved
+                else gettext("Rejected %(count)d correction(s).")
+            )
+            self.message_user(request, done_text % {"count": len(done)}, messages.SUCCESS)
         if failed:
+            failed_text = (
+                gettext("%(count)d correction(s) not approved: %(reasons)s")
+                if approved
+                else gettext("%(count)d correction(s) not rejected: %(reasons)s")
+            )
             self.message_user(
                 request,
-                f"{len(failed)} request(s) not {verb.lower()}: " + "; ".join(failed),
+                failed_text % {"count": len(failed), "reasons": "; ".join(failed)},
                 messages.ERROR,
             )
 
-    @admin.action(description="Approve selected", permissions=["decide"])
+    @admin.action(description=gettext_lazy("Approve selected corrections"), permissions=["decide"])
     def approve_selected(self, request, queryset):
-        self._decide(request, queryset, services.adjustment_request_approve, "Approved")
+        self._decide(request, queryset, services.adjustment_request_approve, "approved")
 
-    @admin.action(description="Reject selected", permissions=["decide"])
+    @admin.action(description=gettext_lazy("Reject selected corrections"), permissions=["decide"])
     def reject_selected(self, request, queryset):
-        self._decide(request, queryset, services.adjustment_request_reject, "Rejected")
+        self._decide(request, queryset, services.adjustment_request_reject, "rejected")
 
 
 # --- API tokens -------------------------------------------------------------------------
 
 
 class TokenIssueForm(forms.Form):
-    user = forms.ModelChoiceField(queryset=User.objects.none())
-    name = forms.CharField(max_length=100, required=False, help_text="What the token is for.")
+    user = forms.ModelChoiceField(label=gettext_lazy("User"), queryset=User.objects.none())
+    name = forms.CharField(
+        label=gettext_lazy("Name"),
+        max_length=100,
+        required=False,
+        help_text=gettext_lazy("What the token is for."),
+    )
 
     def __init__(self, *args, users, **kwargs):
         super().__init__(*args, **kwargs)
@@ -715,7 +803,7 @@ class ApiTokenAdmin(OrganisationScopedAdmin):
         form = TokenIssueForm(request.POST or None, users=users)
         context = {
             **self.admin_site.each_context(request),
-            "title": "Issue an API token",
+            "title": gettext("Issue an API token"),
             "opts": self.opts,
             "form": form,
             "media": self.media + form.media,
@@ -729,17 +817,19 @@ class ApiTokenAdmin(OrganisationScopedAdmin):
                 name=form.cleaned_data["name"],
             )
             self.log_addition(request, token, [{"added": {}}])
-            context.update({"title": "API token issued", "token": token, "raw_token": raw})
+            context.update({"title": gettext("API token issued"), "token": token, "raw_token": raw})
             return TemplateResponse(request, "admin/attendance/token_issued.html", context)
         return TemplateResponse(request, "admin/attendance/token_issue.html", context)
 
-    @admin.action(description="Revoke selected", permissions=["revoke"])
+    @admin.action(description=gettext_lazy("Revoke selected API tokens"), permissions=["revoke"])
     def revoke_selected(self, request, queryset):
         revoked = 0
         for token in queryset.select_related("user").filter(revoked_at__isnull=True):
             services.api_token_revoke(actor=request.user, token=token)
             revoked += 1
-        self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
+        self.message_user(
+            request, gettext("Revoked %(count)d token(s).") % {"count": revoked}, messages.SUCCESS
+        )
 
     def _audit_deleted(self, request, token):
         employee = getattr(token.user, "employee", None)
@@ -888,14 +978,14 @@ class UserAdmin(RoleActionsMixin, DjangoUserAdmin):
             return super().get_list_filter(request)
         return ("is_active", "is_staff")
 
-    @admin.display(description="Employee", ordering="employee__employee_no")
+    @admin.display(description=gettext_lazy("Employee"), ordering="employee__employee_no")
     def employee_link(self, obj):
         employee = getattr(obj, "employee", None)
         if employee is None:
             return "—"
         return f"{employee} · {employee.organisation.name}"
 
-    @admin.display(description="Roles")
+    @admin.display(description=gettext_lazy("Roles"))
     def roles(self, obj):
         return role_names_of(obj)
 

@@ -6,9 +6,11 @@ import datetime as dt
 import zoneinfo
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from attendance import services
 from attendance.choices import RecordStatus
+from common.net import parse_network
 
 # The services name fields as the API does; the page says what its labels say.
 SERVICE_FIELD_LABELS = {"workDate": "work date", "firstIn": "first in", "lastOut": "last out"}
@@ -103,3 +105,77 @@ def _aware(day: dt.date, time: dt.time | None, tz: zoneinfo.ZoneInfo) -> dt.date
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     comment = forms.CharField(required=False, max_length=2000)
+
+
+# --- organisation settings (the admin centre's organisation form) ------------------------
+
+WEEKDAY_CHOICES = [
+    (0, _("Monday")),
+    (1, _("Tuesday")),
+    (2, _("Wednesday")),
+    (3, _("Thursday")),
+    (4, _("Friday")),
+    (5, _("Saturday")),
+    (6, _("Sunday")),
+]
+
+
+class WorkdaysField(forms.TypedMultipleChoiceField):
+    """The days with a scheduled shift as seven checkboxes; stored as the sorted list of
+    ``date.weekday()`` numbers the schedule reads (Monday = 0)."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("choices", WEEKDAY_CHOICES)
+        kwargs.setdefault("coerce", int)
+        kwargs.setdefault("required", False)  # no workday at all is a valid (odd) schedule
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        return sorted(set(super().clean(value)))
+
+    def prepare_value(self, value):
+        # The stored list may hold ints; the widget compares with the choices' str values.
+        return [str(day) for day in value] if isinstance(value, list | tuple) else value
+
+
+class NetworkListField(forms.CharField):
+    """An IP allowlist as a textarea, one network (CIDR, or one address) a line; blank
+    lines are ignored. Each line is checked on its own and a bad one is named (line number
+    and text) in the error. Cleans to the list the organisation stores."""
+
+    widget = forms.Textarea(attrs={"rows": 6, "cols": 40, "spellcheck": "false"})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("strip", False)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(str(entry) for entry in value)
+        return value
+
+    def to_python(self, value):
+        if isinstance(value, list | tuple):  # the initial value, as stored
+            return [str(entry) for entry in value]
+        text = super().to_python(value) or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def validate(self, value):
+        super().validate(value)
+        errors = []
+        for number, entry in enumerate(value, start=1):
+            try:
+                parse_network(entry)
+            except ValueError:
+                errors.append(
+                    forms.ValidationError(
+                        _('Line %(line)d: "%(entry)s" is not an IP network (e.g. 10.0.0.0/8).'),
+                        code="invalid_network",
+                        params={"line": number, "entry": entry},
+                    )
+                )
+        if errors:
+            raise forms.ValidationError(errors)

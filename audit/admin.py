@@ -6,9 +6,11 @@ import json
 
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy
 
 from attendance.admin import ViewOnlyAdmin
 from audit.models import AuditEvent
+from audit.selectors import target_url
 
 # The parts of the app that write audit events: the first dotted part of an action.
 ACTION_AREAS = ("attendance", "imports", "audit", "gates", "events")
@@ -18,7 +20,7 @@ class ActionAreaFilter(admin.SimpleListFilter):
     """The part of the action before the first dot. A fixed list: a DISTINCT over a year
     of partitions would cost more than the page it filters."""
 
-    title = "area"
+    title = gettext_lazy("area")
     parameter_name = "area"
 
     def lookups(self, request, model_admin):
@@ -37,7 +39,7 @@ class AuditEventAdmin(ViewOnlyAdmin):
         "action",
         "actor_label",
         "target_type",
-        "target_id",
+        "target_link",
         "ip",
         "request_id",
         "organisation",  # shown to superusers only (OrganisationScopedAdmin)
@@ -55,7 +57,7 @@ class AuditEventAdmin(ViewOnlyAdmin):
         "actor_label",
         "action",
         "target_type",
-        "target_id",
+        "target_link",
         "request_id",
         "ip",
         "user_agent",
@@ -69,7 +71,19 @@ class AuditEventAdmin(ViewOnlyAdmin):
             return super().get_list_filter(request)
         return (ActionAreaFilter,)
 
-    @admin.display(description="Data")
+    @admin.display(description=gettext_lazy("target ID"), ordering="target_id")
+    def target_link(self, obj):
+        """The target's id, linked to the page showing it when there is one (the same
+        resolver as the audit viewer's: the batch's report, the employee's admin page …)."""
+        if not obj.target_id:
+            return "—"
+        url = target_url(obj.target_type, obj.target_id)
+        if url is None:
+            return obj.target_id
+        return format_html('<a href="{}">{}</a>', url, obj.target_id)
+
+    @admin.display(description=gettext_lazy("data"))
     def data_pretty(self, obj):
         text = json.dumps(obj.data, indent=2, ensure_ascii=False, sort_keys=True)
-        return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
+        # A class, not a style attribute: the content security policy refuses inline styles.
+        return format_html('<pre class="audit-admin-data">{}</pre>', text)

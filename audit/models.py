@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class AuditEvent(models.Model):
@@ -20,7 +21,7 @@ class AuditEvent(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, db_index=True)
     organisation = models.ForeignKey(
         "attendance.Organisation",
         null=True,
@@ -28,6 +29,7 @@ class AuditEvent(models.Model):
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         related_name="+",
+        verbose_name=_("organisation"),
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -36,19 +38,22 @@ class AuditEvent(models.Model):
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         related_name="+",
+        verbose_name=_("actor"),
     )
-    actor_label = models.CharField(max_length=200, blank=True)
-    action = models.CharField(max_length=100, db_index=True)
-    target_type = models.CharField(max_length=100, blank=True)
-    target_id = models.CharField(max_length=100, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True)
-    data = models.JSONField(default=dict, blank=True)
+    actor_label = models.CharField(_("actor label"), max_length=200, blank=True)
+    action = models.CharField(_("action"), max_length=100, db_index=True)
+    target_type = models.CharField(_("target type"), max_length=100, blank=True)
+    target_id = models.CharField(_("target ID"), max_length=100, blank=True)
+    request_id = models.CharField(_("request ID"), max_length=64, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
 
     class Meta:
         managed = False
         ordering = ["-occurred_at", "-id"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
 
     def __str__(self) -> str:
         when = f"{self.occurred_at:%Y-%m-%d %H:%M:%S}"
@@ -66,21 +71,37 @@ class AuditDigest(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    hour_start = models.DateTimeField(unique=True)
-    event_count = models.IntegerField()
-    first_id = models.BigIntegerField(null=True)
-    last_id = models.BigIntegerField(null=True)
-    event_ids = ArrayField(models.BigIntegerField())
-    event_hashes = models.BinaryField()  # 32 bytes (sha256) per event, in id order
-    events_hash = models.BinaryField()
-    prev_hash = models.BinaryField()
-    chain_hash = models.BinaryField()
-    format = models.SmallIntegerField()
-    sealed_at = models.DateTimeField()
+    hour_start = models.DateTimeField(_("hour start"), unique=True)
+    event_count = models.IntegerField(
+        _("events"),
+    )
+    first_id = models.BigIntegerField(_("first event ID"), null=True)
+    last_id = models.BigIntegerField(_("last event ID"), null=True)
+    event_ids = ArrayField(models.BigIntegerField(), verbose_name=_("event IDs"))
+    event_hashes = models.BinaryField(
+        _("event hashes"),
+    )  # 32 bytes (sha256) per event, in id order
+    events_hash = models.BinaryField(
+        _("events hash"),
+    )
+    prev_hash = models.BinaryField(
+        _("previous hash"),
+    )
+    chain_hash = models.BinaryField(
+        _("chain hash"),
+    )
+    format = models.SmallIntegerField(
+        _("format"),
+    )
+    sealed_at = models.DateTimeField(
+        _("sealed at"),
+    )
 
     class Meta:
         managed = False
         ordering = ["hour_start"]
+        verbose_name = _("audit digest")
+        verbose_name_plural = _("audit digests")
 
     def __str__(self) -> str:
         return f"{self.hour_start:%Y-%m-%d %H:00} UTC: {self.event_count} event(s)"

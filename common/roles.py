@@ -1,4 +1,8 @@
-"""The four roles. They are Django groups (created by a migration, re-created on demand)."""
+"""The four roles. They are Django groups (created by a migration, re-created on demand).
+
+The group names are internal: people are shown ``label(role)``."""
+
+from django.utils.translation import gettext_lazy as _
 
 EMPLOYEE = "attendance_employee"
 APPROVER = "attendance_approver"
@@ -6,6 +10,12 @@ IMPORTER = "attendance_importer"
 ADMIN = "attendance_admin"
 
 ALL = (EMPLOYEE, APPROVER, IMPORTER, ADMIN)
+ROLE_LABELS = {
+    EMPLOYEE: _("Employee"),
+    APPROVER: _("Approver"),
+    IMPORTER: _("Importer"),
+    ADMIN: _("Attendance admin"),
+}
 SHORT_NAMES = {"employee": EMPLOYEE, "approver": APPROVER, "importer": IMPORTER, "admin": ADMIN}
 
 
@@ -15,6 +25,12 @@ def normalise(role: str) -> str | None:
     if role in ALL:
         return role
     return SHORT_NAMES.get(role)
+
+
+def label(role: str) -> str:
+    """What a person reads for a role (``admin`` or ``attendance_admin``); the text given
+    back unchanged when it is no role."""
+    return ROLE_LABELS.get(normalise(role) or "", role)
 
 
 def user_roles(user) -> frozenset[str]:

@@ -1,10 +1,18 @@
 import sys
+from pathlib import Path
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template import loader
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
 from common.exceptions import error_body
+
+FAVICON = Path(settings.BASE_DIR) / "static" / "favicon.svg"
 
 
 def _is_api(request) -> bool:
@@ -21,12 +29,21 @@ def api_not_found(request, *args, **kwargs):
 
 def page_not_found(request, exception=None, *args, **kwargs):
     """handler404: the envelope under /api/ (an Http404 raised outside DRF, e.g. by a view
-    of its own), Django's page elsewhere."""
+    of its own), the app's page (templates/404.html) elsewhere. The exception's text is not
+    shown: it can name internals (a URL pattern, a model)."""
     if _is_api(request):
         return JsonResponse(error_body("NOT_FOUND", _("Not found.")), status=404)
-    from django.views.defaults import page_not_found as default_page_not_found
+    return render(request, "404.html", {"path": request.path}, status=404)
 
-    return default_page_not_found(request, exception, *args, **kwargs)
+
+def permission_denied(request, exception=None, *args, **kwargs):
+    """handler403: the envelope under /api/, the app's page (templates/403.html) elsewhere,
+    also for the admin centre's refusals (attendance/admin.py)."""
+    if _is_api(request):
+        return JsonResponse(
+            error_body("FORBIDDEN", _("You do not have permission to do this.")), status=403
+        )
+    return render(request, "403.html", status=403)
 
 
 def api_server_error(request):
@@ -48,6 +65,14 @@ def server_error(request, *args, **kwargs):
         return answered
     if _is_api(request):
         return api_server_error(request)
-    from django.views.defaults import server_error as default_server_error
+    # Rendered without the request's context processors: they read the session and the
+    # database, which may be what failed (templates/500.html needs neither).
+    return HttpResponse(loader.get_template("500.html").render(), status=500)
 
-    return default_server_error(request, *args, **kwargs)
+
+@require_safe
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """/favicon.ico, which browsers ask for on every page whatever the pages link: the
+    app's SVG icon, served as it is (an SVG answer is accepted for that name)."""
+    return HttpResponse(FAVICON.read_bytes(), content_type="image/svg+xml")

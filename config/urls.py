@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from attendance.dashboard import views as dashboard_views
 from attendance.views import RateLimitedLoginView
+from common import views as common_views
 from gates import health
 
 admin.site.site_header = "Attendance admin centre"
@@ -18,6 +19,7 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("attendance/", include("attendance.urls")),
     path("dashboard/", include("attendance.dashboard.urls")),
@@ -37,5 +39,9 @@ urlpatterns = [
     path("api/", include("config.api_urls")),
 ]
 
+# Browsers ask for it on every page, whatever the pages link.
+urlpatterns.append(path("favicon.ico", common_views.favicon, name="favicon"))
+
+handler403 = "common.views.permission_denied"
 handler404 = "common.views.page_not_found"
 handler500 = "common.views.server_error"

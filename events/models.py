@@ -18,7 +18,10 @@ from events.choices import Attendance, EventStatus, Registration
 
 class Event(models.Model):
     organisation = models.ForeignKey(
-        "attendance.Organisation", on_delete=models.PROTECT, related_name="events"
+        "attendance.Organisation",
+        on_delete=models.PROTECT,
+        related_name="events",
+        verbose_name=_("organisation"),
     )
     title = models.CharField(_("title"), max_length=200)
     location = models.CharField(_("location"), max_length=200, blank=True)
@@ -47,12 +50,19 @@ class Event(models.Model):
         verbose_name=_("completed by"),
     )
     # When the auto-absence of this event ran to its end (NULL: not yet, or not finished).
-    absences_marked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    absences_marked_at = models.DateTimeField(
+        _("absences marked at"), null=True, blank=True, editable=False
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["-starts_at", "-id"]
@@ -82,9 +92,14 @@ class Event(models.Model):
 
 
 class EventParticipant(models.Model):
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="participants")
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="participants", verbose_name=_("event")
+    )
     employee = models.ForeignKey(
-        "attendance.Employee", on_delete=models.PROTECT, related_name="event_participations"
+        "attendance.Employee",
+        on_delete=models.PROTECT,
+        related_name="event_participations",
+        verbose_name=_("employee"),
     )
     registration = models.CharField(
         _("registration"),
@@ -110,10 +125,10 @@ class EventParticipant(models.Model):
         verbose_name=_("marked by"),
     )
     # True when an organiser set the attendance: auto-absence never overrides it.
-    marked_by_organiser = models.BooleanField(default=False)
+    marked_by_organiser = models.BooleanField(_("marked by the organiser"), default=False)
     notes = models.TextField(_("notes"), blank=True, max_length=2000)
-    attendance_updated_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    attendance_updated_at = models.DateTimeField(_("attendance updated at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["employee__name", "id"]
@@ -135,16 +150,27 @@ class EventCheckIn(models.Model):
     result instead of checking in again."""
 
     participant = models.ForeignKey(
-        EventParticipant, on_delete=models.CASCADE, related_name="check_ins"
+        EventParticipant,
+        on_delete=models.CASCADE,
+        related_name="check_ins",
+        verbose_name=_("participant"),
     )
-    nonce = models.CharField(max_length=64)
-    attendance = models.CharField(max_length=16, choices=Attendance.choices)
-    checked_in_at = models.DateTimeField()
+    nonce = models.CharField(_("nonce"), max_length=64)
+    attendance = models.CharField(_("attendance"), max_length=16, choices=Attendance.choices)
+    checked_in_at = models.DateTimeField(
+        _("checked in at"),
+    )
     checked_in_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("checked in by"),
     )
 
     class Meta:
+        verbose_name = _("check-in")
+        verbose_name_plural = _("check-ins")
         constraints = [
             models.UniqueConstraint(fields=["participant", "nonce"], name="checkin_nonce_once")
         ]

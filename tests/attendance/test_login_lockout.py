@@ -310,7 +310,7 @@ def test_admin_centre_lists_and_unlocks_the_organisations_lockouts(
 
 def test_admin_centre_lockouts_for_superusers_and_wrong_roles(people, superuser):
     lock(people["employee"].user.username, address="192.0.2.9")
-    assert admin_client(people["approver"].user).get(LOCKOUTS).status_code == 302  # not staff
+    assert admin_client(people["approver"].user).get(LOCKOUTS).status_code == 403  # not staff
     root = admin_client(superuser)
     assert "unlock_addresses" in root.get(LOCKOUTS).content.decode()
     pk = AccessAttempt.objects.get().pk

@@ -52,7 +52,7 @@ def test_admin_centre_works_under_the_policy(admin_person, new_page, screenshot)
     assert all(box.is_checked() for box in fields.all())
     page.goto("/admin/attendance/organisation/")
     page.locator("#result_list tbody a").first.click()
-    page.get_by_label("Grace minutes").wait_for()
+    page.get_by_label("Grace (minutes)").wait_for()
     screenshot(page, "csp-admin-organisation")
 
 

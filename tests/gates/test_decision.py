@@ -415,7 +415,7 @@ def test_the_html_packet_is_a_standalone_document_the_policy_can_show(all_pass, 
     packet = decide()
     html = render(packet, "html")
     assert html.startswith("<!DOCTYPE html>")
-    assert '<html lang="en-us">' in html and "</html>" in html
+    assert '<html lang="en">' in html and "</html>" in html
     assert html.count("data-verdict=") == 1 and 'data-verdict="GO"' in html
     assert 'href="https://attendance.example.com/static/css/gates.css"' in html
     for criterion in packet["criteria"]:
