@@ -19,6 +19,8 @@ from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from attendance import schedule, selectors, services
@@ -28,7 +30,12 @@ from common import ratelimit, roles
 from common.exceptions import ApplicationError, RateLimited, ValidationFailed
 
 STATUS_LABELS = dict(RecordStatus.choices)
+# Not a stored status: how pages show today until its scheduled end (schedule.day_in_progress).
+IN_PROGRESS = "in_progress"
+IN_PROGRESS_LABEL = gettext_lazy("In progress")
 STATE_LABELS = dict(RequestState.choices)
+# Days someone decided (an approved correction, a stated leave or day off) stay as decided.
+CORRECTED_STATUSES = (RecordStatus.ADJUSTED, RecordStatus.LEAVE, RecordStatus.OFF)
 MY_REQUESTS_LIMIT = 20
 INBOX_LIMIT = 100
 RECENTLY_DECIDED_LIMIT = 10
@@ -217,28 +224,58 @@ def _month_days(employee, month_start: dt.date, today: dt.date) -> list[dict]:
     organisation = employee.organisation
     tz = organisation.tz
     records = selectors.month_records(employee=employee, month_start=month_start)
+    today_in_progress = schedule.day_in_progress(organisation, today, timezone.now())
     days = []
     for number in range(1, calendar.monthrange(month_start.year, month_start.month)[1] + 1):
         day = month_start.replace(day=number)
         record = records.get(day)
+        in_progress = day == today and today_in_progress
+        status = record.status if record else ""
+        status_label = STATUS_LABELS.get(record.status, record.status) if record else ""
+        early_leave_minutes = record.early_leave_minutes if record else 0
+        if in_progress and status not in CORRECTED_STATUSES:
+            # Not judged before the scheduled end: an out-punch so far is no early leave and
+            # no punch yet is no absence (the stored record keeps its status).
+            status, status_label, early_leave_minutes = IN_PROGRESS, IN_PROGRESS_LABEL, 0
         days.append(
             {
                 "date": day,
                 "record": record,
                 "first_in": _clock(record.first_in, tz, day) if record else "",
                 "last_out": _clock(record.last_out, tz, day) if record else "",
+                "has_first_in": bool(record and record.first_in),
                 "work_minutes": record.work_minutes if record else 0,
                 "worked": _duration(record.work_minutes) if record else "",
                 "late_minutes": record.late_minutes if record else 0,
-                "early_leave_minutes": record.early_leave_minutes if record else 0,
-                "status": record.status if record else "",
-                "status_label": STATUS_LABELS.get(record.status, record.status) if record else "",
+                "early_leave_minutes": early_leave_minutes,
+                "status": status,
+                "status_label": status_label,
+                "stored_status": record.status if record else "",
+                "in_progress": status == IN_PROGRESS,
                 "is_today": day == today,
                 "future": day > today,
                 "offday": not schedule.is_workday(organisation, day),
             }
         )
     return days
+
+
+def _summary_without_today(summary: dict, today_record: dict | None) -> dict:
+    """The month's counts with today shown as in progress: its stored status (an early leave
+    or absence judged from the punches so far) and early-leave minutes are not counted yet."""
+    if not today_record or not today_record["in_progress"]:
+        return summary
+    summary = {**summary, "byStatus": dict(summary["byStatus"])}
+    stored = today_record["stored_status"]
+    if stored:
+        summary["byStatus"][stored] = max(0, summary["byStatus"].get(stored, 0) - 1)
+        record = today_record["record"]
+        summary["earlyLeaveMinutes"] = max(
+            0, summary["earlyLeaveMinutes"] - record.early_leave_minutes
+        )
+    summary["byStatus"][IN_PROGRESS] = 1
+    summary["days"] = sum(summary["byStatus"].values())
+    return summary
 
 
 def _request_rows(requests, tz) -> list[dict]:
@@ -285,8 +322,11 @@ def _home_context(request, employee, month_start: dt.date, form: CorrectionForm)
     summary = selectors.record_summary(
         user=request.user, month_start=month_start, employee_id=employee.pk
     )
+    if month_start == this_month:
+        summary = _summary_without_today(summary, today_record)
+    labels = {**STATUS_LABELS, IN_PROGRESS: IN_PROGRESS_LABEL}
     status_counts = [
-        {"status": status, "label": STATUS_LABELS[status], "count": count}
+        {"status": status, "label": labels[status], "count": count}
         for status, count in summary["byStatus"].items()
         if count
     ]
@@ -310,9 +350,9 @@ def _home_context(request, employee, month_start: dt.date, form: CorrectionForm)
         "summary": summary,
         "worked_total": _duration(summary["workMinutes"]) or "0:00",
         "status_counts": status_counts,
-        "status_legend": [
-            {"status": value, "label": label} for value, label in STATUS_LABELS.items()
-        ],
+        "status_legend": [{"status": value, "label": label} for value, label in labels.items()],
+        # In until the first in is there, then out (again, to move the last out).
+        "punch_kind": PunchKind.OUT if today_record["has_first_in"] else PunchKind.IN,
         "punch_in_id": uuid.uuid4().hex,
         "punch_out_id": uuid.uuid4().hex,
         "form": form,
@@ -364,6 +404,19 @@ def home(request):
     )
 
 
+def _refuse_a_second_in(employee) -> None:
+    """A second in-punch would turn the first in into the last out; the page offers out once
+    the day has its first in, and a stale page or a resend is refused here likewise."""
+    organisation = employee.organisation
+    today = _local_today(organisation)
+    record = selectors.month_records(employee=employee, month_start=today.replace(day=1)).get(today)
+    if record is not None and record.first_in is not None:
+        raise ApplicationError(
+            _("You punched in at %(time)s already; punch out when you leave.")
+            % {"time": _clock(record.first_in, organisation.tz)}
+        )
+
+
 @attendance_page()
 @require_POST
 def punch(request):
@@ -376,6 +429,8 @@ def punch(request):
         client_id = None  # no idempotency without a valid id, but the punch still counts
     try:
         ratelimit.enforce(request, group="attendance.punch", rate=settings.RATELIMIT_PUNCH)
+        if kind == PunchKind.IN:
+            _refuse_a_second_in(employee)
         created_punch, record, created = services.punch_create(
             actor=request.user,
             employee=employee,

@@ -305,12 +305,107 @@ def test_punch_rejects_an_unknown_kind(browser, people):
 def test_punch_is_rate_limited(browser, people, settings):
     settings.RATELIMIT_PUNCH = "2/m"
     client = browser(people["employee"])
-    for _ in range(3):
+    for kind in ("in", "out", "out"):
         response = client.post(
-            "/attendance/punch/", {"kind": "in", "client_id": uuid.uuid4().hex}, follow=True
+            "/attendance/punch/", {"kind": kind, "client_id": uuid.uuid4().hex}, follow=True
         )
     assert Punch.objects.count() == 2
     assert any("Too many punches" in text for text in messages_of(response))
+
+
+def all_day_shift(organisation, **overrides) -> None:
+    """Every day a workday with a shift ending just before midnight: now is in progress."""
+    values = {"work_start": dt.time(0, 0), "work_end": dt.time(23, 59), "grace_minutes": 0}
+    values.update(overrides)
+    for field, value in values.items():
+        setattr(organisation, field, value)
+    organisation.workdays = list(range(7))
+    organisation.save(update_fields=[*values, "workdays"])
+
+
+def punch_at(employee, kind: str, occurred_at: dt.datetime):
+    return services.punch_create(
+        actor=employee.user, employee=employee, kind=kind, occurred_at=occurred_at
+    )
+
+
+def test_today_before_the_scheduled_end_is_in_progress_not_early_leave(browser, people):
+    employee = people["employee"]
+    org = employee.organisation
+    all_day_shift(org)
+    now = timezone.now()
+    if timezone.localtime(now, org.tz).time() < dt.time(0, 3):
+        pytest.skip("needs two punches earlier today")
+    punch_at(employee, "in", now - dt.timedelta(minutes=2))
+    _, record, _ = punch_at(employee, "out", now - dt.timedelta(minutes=1))
+    # Stored as judged so far: left early (and late, the shift starting at midnight).
+    assert record.status == RecordStatus.LATE_EARLY
+    assert record.early_leave_minutes > 0
+
+    response = browser(employee).get(HOME)
+    today = next(day for day in response.context["days"] if day["is_today"])
+    assert (today["status"], today["in_progress"], today["early_leave_minutes"]) == (
+        "in_progress",
+        True,
+        0,
+    )
+    summary = response.context["summary"]
+    assert summary["earlyLeaveMinutes"] == 0
+    assert summary["byStatus"]["late_early"] == 0
+    assert summary["byStatus"]["in_progress"] == 1
+    assert summary["lateMinutes"] == record.late_minutes  # lateness is a fact already
+    page = response.content.decode()
+    assert 'data-status="in_progress">In progress</span>' in page
+    assert 'data-status="late_early"' not in page
+    assert response.context["punch_kind"] == "out"
+    assert 'data-punch="out"' in page and 'data-punch="in"' not in page
+    record.refresh_from_db()
+    assert record.status == RecordStatus.LATE_EARLY  # the page changed nothing stored
+
+
+def test_today_after_the_scheduled_end_is_judged(browser, people):
+    employee = people["employee"]
+    org = employee.organisation
+    now = timezone.now()
+    local = timezone.localtime(now, org.tz)
+    if local.time() < dt.time(0, 10):
+        pytest.skip("needs a shift over earlier today")
+    all_day_shift(org, work_end=dt.time(0, 5))
+    punch_at(employee, "in", now - dt.timedelta(minutes=2))
+    punch_at(employee, "out", now - dt.timedelta(minutes=1))
+    response = browser(employee).get(HOME)
+    today = next(day for day in response.context["days"] if day["is_today"])
+    assert today["in_progress"] is False
+    assert today["status"] == today["stored_status"] == "late"  # judged as stored
+    assert response.context["summary"]["byStatus"].get("in_progress", 0) == 0
+
+
+def test_punch_offers_in_until_the_first_in(browser, people):
+    employee = people["employee"]
+    all_day_shift(employee.organisation)
+    client = browser(employee)
+    page = client.get(HOME)
+    assert page.context["punch_kind"] == "in"
+    assert 'data-punch="in"' in page.content.decode()
+    assert 'data-punch="out"' not in page.content.decode()
+    client.post("/attendance/punch/", {"kind": "in", "client_id": uuid.uuid4().hex})
+    assert client.get(HOME).context["punch_kind"] == "out"
+
+
+def test_a_second_in_punch_is_refused(browser, people):
+    employee = people["employee"]
+    client = browser(employee)
+    client.post("/attendance/punch/", {"kind": "in", "client_id": uuid.uuid4().hex})
+    first = Punch.objects.get(employee=employee)
+    response = client.post(
+        "/attendance/punch/", {"kind": "in", "client_id": uuid.uuid4().hex}, follow=True
+    )
+    assert list(Punch.objects.filter(employee=employee)) == [first]
+    assert any("punched in at" in text and "already" in text for text in messages_of(response))
+    # Out stays possible, more than once (it moves the last out).
+    for _ in range(2):
+        client.post("/attendance/punch/", {"kind": "out", "client_id": uuid.uuid4().hex})
+    assert Punch.objects.filter(employee=employee, kind=PunchKind.OUT).count() == 2
 
 
 def test_get_on_punch_is_not_allowed(browser, people):

@@ -12,7 +12,7 @@ import zoneinfo
 import pytest
 
 from attendance.models import Organisation
-from attendance.schedule import DayResult, judge_day, shift_bounds, whole_minutes
+from attendance.schedule import DayResult, day_in_progress, judge_day, shift_bounds, whole_minutes
 
 pytestmark = pytest.mark.django_db
 
@@ -218,3 +218,42 @@ def test_the_same_instants_judged_in_another_time_zone_differ():
 )
 def test_whole_minutes(delta, minutes):
     assert whole_minutes(delta) == minutes
+
+
+# --- day_in_progress: today before its scheduled end is not judged yet -------------------
+
+
+def test_a_workday_is_in_progress_until_its_scheduled_end():
+    assert day_in_progress(org(), MONDAY, at(MONDAY, 7, 0))
+    assert day_in_progress(org(), MONDAY, at(MONDAY, 17, 59, 59))
+    assert not day_in_progress(org(), MONDAY, at(MONDAY, 18, 0))
+    assert not day_in_progress(org(), MONDAY, at(MONDAY, 23, 0))
+
+
+def test_a_day_in_the_past_is_not_in_progress():
+    assert not day_in_progress(org(), MONDAY, at(MONDAY + dt.timedelta(days=1), 10, 0))
+
+
+def test_a_day_not_begun_is_not_in_progress():
+    # Only today (or an overnight shift still running) is in progress; tomorrow is future.
+    assert not day_in_progress(org(), MONDAY + dt.timedelta(days=1), at(MONDAY, 10, 0))
+
+
+def test_a_day_off_is_never_in_progress():
+    assert not day_in_progress(org(), SATURDAY, at(SATURDAY, 10, 0))
+
+
+def test_an_overnight_shift_is_in_progress_until_the_next_morning():
+    night = org(work_start=dt.time(19, 30), work_end=dt.time(7, 30))
+    tuesday = MONDAY + dt.timedelta(days=1)
+    assert day_in_progress(night, MONDAY, at(MONDAY, 23, 0))
+    assert day_in_progress(night, MONDAY, at(tuesday, 7, 29))
+    assert not day_in_progress(night, MONDAY, at(tuesday, 7, 30))
+
+
+def test_in_progress_is_judged_in_the_organisation_time_zone():
+    # 09:30 UTC is 17:30 in Shanghai (before the end) and 10:30 in Berlin (CET).
+    moment = dt.datetime(2024, 3, 4, 9, 30, tzinfo=dt.UTC)
+    assert day_in_progress(org(), MONDAY, moment)
+    assert not day_in_progress(org(), MONDAY, moment + dt.timedelta(minutes=31))
+    assert day_in_progress(org(time_zone="Europe/Berlin"), MONDAY, moment + dt.timedelta(hours=6))
