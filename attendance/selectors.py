@@ -101,3 +101,74 @@ def month_records(*, employee: Employee, month_start: dt.date) -> dict[dt.date, 
         employee=employee, work_date__gte=month_start, work_date__lte=_month_end(month_start)
     )
     return {record.work_date: record for record in records}
+
+
+TEAM_PAGE_SIZE = 50
+
+
+def team_employees(
+    *, user, department: str = "", query: str = "", status: str = "", month_start: dt.date
+) -> QuerySet[Employee]:
+    """The people of the team month: the user's reports (approver) or everyone (admin), the
+    user left out, filtered by department, a name/number search and a status held on at
+    least one day of the month."""
+    people = (
+        visible_employees(user)
+        .filter(is_active=True)
+        .exclude(pk=user.employee.pk)
+        .order_by("department", "employee_no", "pk")
+    )
+    if department:
+        people = people.filter(department=department)
+    if query:
+        people = people.filter(Q(name__icontains=query) | Q(employee_no__icontains=query))
+    if status:
+        people = people.filter(
+            records__work_date__gte=month_start,
+            records__work_date__lte=_month_end(month_start),
+            records__status=status,
+        ).distinct()
+    return people
+
+
+def team_departments(*, user) -> list[str]:
+    return list(
+        visible_employees(user)
+        .exclude(department="")
+        .order_by("department")
+        .values_list("department", flat=True)
+        .distinct()
+    )
+
+
+def team_records(
+    *, employee_ids: list[int], month_start: dt.date
+) -> dict[int, dict[dt.date, AttendanceRecord]]:
+    """The month's records of a page of people, in one query, by person then date."""
+    grid: dict[int, dict[dt.date, AttendanceRecord]] = {pk: {} for pk in employee_ids}
+    records = AttendanceRecord.objects.filter(
+        employee_id__in=employee_ids,
+        work_date__gte=month_start,
+        work_date__lte=_month_end(month_start),
+    ).only(
+        "employee_id",
+        "work_date",
+        "status",
+        "work_minutes",
+        "late_minutes",
+        "early_leave_minutes",
+        "first_in",
+        "last_out",
+    )
+    for record in records:
+        grid[record.employee_id][record.work_date] = record
+    return grid
+
+
+def pending_request_counts(*, employee_ids: list[int]) -> dict[int, int]:
+    return dict(
+        AdjustmentRequest.objects.filter(employee_id__in=employee_ids, state=RequestState.PENDING)
+        .order_by()
+        .values_list("employee_id")
+        .annotate(n=Count("id"))
+    )

@@ -145,10 +145,15 @@
     return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
   }
 
+  // An ISO instant → "YYYY-MM-DD HH:MM <zone>" in the organisation's time zone (as every
+  // other time of the pages), never the browser's locale and zone.
   function formatDateTime(iso) {
     if (!iso) return "—";
     const date = new Date(iso);
-    return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+    const formatter = zoneFormatter(root.dataset.timeZone);
+    if (Number.isNaN(date.getTime()) || !formatter) return iso;
+    const parts = Object.fromEntries(formatter.formatToParts(date).map((part) => [part.type, part.value]));
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute} (${formatter.resolvedOptions().timeZone})`;
   }
 
   // A formatter for one time zone (null when the browser does not know the zone).
@@ -606,7 +611,16 @@
     bar.textContent = `${percent}%`;
     bar.dataset.status = job.status;
     $("progress-percent").textContent = `${percent}%`;
-    const counts = job.total ? ` · ${job.processed} / ${job.total}` : "";
+    // A job's total counts each row of the file twice (read, then written): the page speaks
+    // in rows of the file, with the phase.
+    const rows = Math.round((job.total || 0) / 2);
+    const processed = job.processed || 0;
+    let counts = "";
+    if (rows && job.status === "running") {
+      counts = processed <= rows ? ` · reading ${processed} / ${rows} rows` : ` · writing ${processed - rows} / ${rows} rows`;
+    } else if (rows) {
+      counts = ` · ${Math.max(0, processed - rows)} / ${rows}`;
+    }
     const label = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled" }[job.status] || job.status;
     $("progress-text").textContent = `${label}${counts}`;
     $("progress-text").dataset.status = job.status;
