@@ -12,7 +12,7 @@ USERS ?= 32
 DURATION ?= 60
 EMPLOYEES ?= 5000
 
-.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events bench-api bench-dashboard gates-demo
+.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events bench-api bench-dashboard gates-demo messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## make messages: gather every marked string into locale/zh_Hans (django + djangojs), then compile.
+## Settings are read only (no database is opened), so a placeholder DATABASE_URL will do.
+MESSAGE_FLAGS := -l zh_Hans --no-obsolete --no-location --ignore '.venv/*' --ignore '.data/*' --ignore 'tests/*' --ignore 'benchmarks/*'
+messages: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://localhost/unused} $(BIN)/python manage.py makemessages $(MESSAGE_FLAGS)
+	DATABASE_URL=$${DATABASE_URL:-postgres://localhost/unused} $(BIN)/python manage.py makemessages -d djangojs $(MESSAGE_FLAGS)
+	DATABASE_URL=$${DATABASE_URL:-postgres://localhost/unused} $(BIN)/python manage.py compilemessages -l zh_Hans --ignore '.venv/*'
 
 ## make run: embedded PostgreSQL (unless DATABASE_URL), migrate, demo data, web + Celery worker/beat.
 run: $(STAMP)

@@ -1,4 +1,5 @@
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework import authentication, exceptions
 
 from attendance.models import ApiToken
@@ -15,18 +16,18 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+            raise exceptions.AuthenticationFailed(gettext("Malformed Authorization header."))
         try:
             raw = header[1].decode()
         except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("Malformed token.") from exc
+            raise exceptions.AuthenticationFailed(gettext("Malformed token.")) from exc
         token = (
             ApiToken.objects.select_related("user", "user__employee__organisation")
             .filter(key_hash=hash_token(raw), revoked_at__isnull=True)
             .first()
         )
         if token is None or not token.user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+            raise exceptions.AuthenticationFailed(gettext("Invalid or revoked token."))
         now = timezone.now()
         # Touch at most once a minute: a hot script should not write on every request.
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:

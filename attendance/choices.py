@@ -1,36 +1,37 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class PunchKind(models.TextChoices):
-    IN = "in", "In"
-    OUT = "out", "Out"
-    UNKNOWN = "unknown", "Unknown"
+    IN = "in", _("In")
+    OUT = "out", _("Out")
+    UNKNOWN = "unknown", _("Unknown")
 
 
 class PunchSource(models.TextChoices):
-    WEB = "web", "Web check-in"
-    DEVICE = "device", "Device"
-    IMPORT = "import", "Import"
-    ADJUSTMENT = "adjustment", "Adjustment"
+    WEB = "web", _("Web check-in")
+    DEVICE = "device", _("Device")
+    IMPORT = "import", _("Import")
+    ADJUSTMENT = "adjustment", _("Adjustment")
 
 
 class RecordStatus(models.TextChoices):
-    NORMAL = "normal", "Normal"
-    LATE = "late", "Late"
-    EARLY_LEAVE = "early_leave", "Early leave"
-    LATE_EARLY = "late_early", "Late and early leave"
-    PARTIAL = "partial", "Partial (one punch)"
-    ABSENT = "absent", "Absent"
-    OFF = "off", "Day off"
-    LEAVE = "leave", "Leave"
-    ADJUSTED = "adjusted", "Adjusted"
+    NORMAL = "normal", _("Normal")
+    LATE = "late", _("Late")
+    EARLY_LEAVE = "early_leave", _("Early leave")
+    LATE_EARLY = "late_early", _("Late and early leave")
+    PARTIAL = "partial", _("Partial (one punch)")
+    ABSENT = "absent", _("Absent")
+    OFF = "off", _("Day off")
+    LEAVE = "leave", _("Leave")
+    ADJUSTED = "adjusted", _("Adjusted")
 
 
 class RecordSource(models.TextChoices):
-    PUNCH = "punch", "Punches"
-    IMPORT = "import", "Import"
-    ADJUSTMENT = "adjustment", "Adjustment"
-    MANUAL = "manual", "Manual"
+    PUNCH = "punch", _("Punches")
+    IMPORT = "import", _("Import")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+    MANUAL = "manual", _("Manual")
 
 
 # Corrections win: a day an approver (adjustment) or an admin by hand (manual) set is kept;
@@ -47,7 +48,7 @@ def sql_literals(values) -> str:
 
 
 class RequestState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    CANCELLED = "cancelled", "Cancelled"
+    PENDING = "pending", _("Pending")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    CANCELLED = "cancelled", _("Cancelled")

@@ -13,7 +13,11 @@ from attendance.choices import RecordStatus
 from common.net import parse_network
 
 # The services name fields as the API does; the page says what its labels say.
-SERVICE_FIELD_LABELS = {"workDate": "work date", "firstIn": "first in", "lastOut": "last out"}
+SERVICE_FIELD_LABELS = {
+    "workDate": _("work date"),
+    "firstIn": _("first in"),
+    "lastOut": _("last out"),
+}
 
 # Service error keys (camelCase, as in the API) → form field names; None = non-field error.
 SERVICE_FIELD_NAMES = {
@@ -28,7 +32,7 @@ SERVICE_FIELD_NAMES = {
 
 def _status_choices() -> list[tuple[str, str]]:
     labels = dict(RecordStatus.choices)
-    return [("", "Adjusted (default)")] + [
+    return [("", _("Adjusted (default)"))] + [
         (value, labels[value]) for value in services.ADJUSTABLE_STATUSES
     ]
 
@@ -37,29 +41,31 @@ class CorrectionForm(forms.Form):
     """Ask for a day's times and/or status to be corrected."""
 
     work_date = forms.DateField(
-        label="Work date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label=_("Work date"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
     first_in = forms.TimeField(
-        label="First in",
+        label=_("First in"),
         required=False,
         input_formats=["%H:%M", "%H:%M:%S"],
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
     )
     last_out = forms.TimeField(
-        label="Last out",
+        label=_("Last out"),
         required=False,
         input_formats=["%H:%M", "%H:%M:%S"],
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
-        help_text="Earlier than first in = the next morning (night shift).",
+        help_text=_("Earlier than first in = the next morning (night shift)."),
     )
-    status = forms.ChoiceField(label="Status", required=False, choices=_status_choices)
+    status = forms.ChoiceField(label=_("Status"), required=False, choices=_status_choices)
     reason = forms.CharField(
-        label="Reason",
+        label=_("Reason"),
         # Validated by the service together with the rest of the request, so that every
         # problem is shown at once; the widget still tells the browser it is required.
         required=False,
         max_length=2000,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What happened?", "required": True}),
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": _("What happened?"), "required": True}
+        ),
     )
 
     def service_arguments(self, tz: zoneinfo.ZoneInfo) -> dict:
@@ -92,7 +98,7 @@ class CorrectionForm(forms.Form):
 
 def _humanise(message: str) -> str:
     for name, label in SERVICE_FIELD_LABELS.items():
-        message = message.replace(name, label)
+        message = message.replace(name, str(label))
     return message
 
 

@@ -25,6 +25,8 @@ import datetime as dt
 from collections import Counter
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from import_export import fields, resources, widgets
 from import_export.results import RowResult
 
@@ -38,9 +40,9 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 FORMULA_ESCAPE = "'"
 
 UNIQUE_IN_ORGANISATION = {
-    "employee_no": "An employee with this number already exists in the organisation.",
-    "dingtalk_user_id": "Another employee already has this DingTalk user id.",
-    "device_pin": "Another employee already has this device PIN.",
+    "employee_no": gettext_lazy("An employee with this number already exists in the organisation."),
+    "dingtalk_user_id": gettext_lazy("Another employee already has this DingTalk user ID."),
+    "device_pin": gettext_lazy("Another employee already has this device PIN."),
 }
 
 
@@ -67,8 +69,11 @@ def cell_text(value, *, identifier: bool = False) -> str:
     if not isinstance(value, str):
         if identifier:
             raise ValueError(
-                f"The cell holds a {type(value).__name__} ({value!r}), not text. Format the "
-                "column as Text in the spreadsheet so numbers keep their leading zeros."
+                _(
+                    "The cell holds a %(type)s (%(value)r), not text. Format the column as "
+                    "Text in the spreadsheet so numbers keep their leading zeros."
+                )
+                % {"type": type(value).__name__, "value": value}
             )
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -136,8 +141,11 @@ class ApproverWidget(widgets.ForeignKeyWidget):
             return self.get_queryset(number, row).get(employee_no=number)
         except Employee.DoesNotExist:
             raise ValueError(
-                f"No employee numbered {number} in the organisation (a new approver must "
-                "come before the people they approve)."
+                _(
+                    "No employee numbered %(number)s in the organisation (a new approver must "
+                    "come before the people they approve)."
+                )
+                % {"number": number}
             ) from None
 
     def render(self, value, obj=None, **kwargs):
@@ -158,7 +166,7 @@ class OrganisationResource(resources.ModelResource):
 
     audit_action = ""
     bound_widgets: tuple[str, ...] = ()
-    unbound_refusal = "An import or export works on one organisation."
+    unbound_refusal = gettext_lazy("An import or export works on one organisation.")
 
     def __init__(self, organisation: Organisation | None = None, **kwargs):
         # ``organisation`` may only be missing for looking at the columns: the library's
@@ -249,7 +257,7 @@ class EmployeeResource(OrganisationResource):
 
     audit_action = AUDIT_ACTION
     bound_widgets = ("approver",)
-    unbound_refusal = "An employee import or export works on one organisation."
+    unbound_refusal = gettext_lazy("An employee import or export works on one organisation.")
 
     def __init__(self, organisation: Organisation | None = None, **kwargs):
         super().__init__(organisation, **kwargs)
@@ -289,7 +297,7 @@ class EmployeeResource(OrganisationResource):
         except ValueError as exc:
             raise ValidationError({"employee_no": str(exc)}) from None
         if not number:
-            raise ValidationError({"employee_no": "Every row needs an employee number."})
+            raise ValidationError({"employee_no": _("Every row needs an employee number.")})
 
     def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
         """Field checks of the model, then the per-organisation unique constraints and the
@@ -308,9 +316,9 @@ class EmployeeResource(OrganisationResource):
             errors.setdefault(field, []).append(ValidationError(message))
 
         if instance.organisation_id != self.organisation.pk:
-            add("employee_no", "The employee belongs to another organisation.")
+            add("employee_no", _("The employee belongs to another organisation."))
         if instance.employee_no in self._repeated_numbers:
-            add("employee_no", "This employee number appears more than once in the file.")
+            add("employee_no", _("This employee number appears more than once in the file."))
         others = Employee.objects.filter(organisation=self.organisation)
         if instance.pk is not None:
             others = others.exclude(pk=instance.pk)
@@ -321,9 +329,9 @@ class EmployeeResource(OrganisationResource):
         approver = instance.approver
         if approver is not None:
             if instance.pk is not None and approver.pk == instance.pk:
-                add("approver", "An employee cannot approve their own requests.")
+                add("approver", _("An employee cannot approve their own requests."))
             elif approver.organisation_id != self.organisation.pk:
-                add("approver", "The approver must be in the same organisation.")
+                add("approver", _("The approver must be in the same organisation."))
         if errors:
             raise ValidationError(errors)
 

@@ -154,9 +154,9 @@ def punch_create(
 ) -> tuple[Punch, AttendanceRecord, bool]:
     """Clock in or out. With a ``client_id`` a resend returns the first punch (created=False)."""
     if kind not in (PunchKind.IN, PunchKind.OUT):
-        raise ValidationFailed(fields={"kind": ["Must be 'in' or 'out'."]})
+        raise ValidationFailed(fields={"kind": [gettext("Must be 'in' or 'out'.")]})
     if not employee.is_active:
-        raise Forbidden("Inactive employees cannot punch.")
+        raise Forbidden(gettext("Inactive employees cannot punch."))
     key_part = client_id or uuid.uuid4().hex
     source_key = f"{source}:{employee.pk}:{key_part}"
     # Serialise one employee's punches so night-shift attribution sees the previous punch,
@@ -215,11 +215,13 @@ def _validate_request_times(organisation, work_date, first_in, last_out) -> dict
             continue
         local_day = timezone.localtime(value, tz).date()
         if local_day not in (work_date, work_date + dt.timedelta(days=1)):
-            errors[field] = ["Must fall on the work date (or the next morning for a night shift)."]
+            errors[field] = [
+                gettext("Must fall on the work date (or the next morning for a night shift).")
+            ]
         elif value > now:
-            errors[field] = ["Cannot be in the future."]
+            errors[field] = [gettext("Cannot be in the future.")]
     if first_in and last_out and last_out < first_in:
-        errors.setdefault("lastOut", []).append("Must not be before firstIn.")
+        errors.setdefault("lastOut", []).append(gettext("Must not be before firstIn."))
     return errors
 
 
@@ -239,7 +241,7 @@ def adjustment_request_create(
     errors: dict[str, list[str]] = {}
     today = _local_today(organisation)
     if work_date > today:
-        errors["workDate"] = ["Corrections cannot be requested for future dates."]
+        errors["workDate"] = [gettext("Corrections cannot be requested for future dates.")]
     elif work_date < today - dt.timedelta(days=settings.CORRECTION_MAX_AGE_DAYS):
         # The same window as the API's serializer: pages and the shell are held to it too.
         errors["workDate"] = [
@@ -247,11 +249,13 @@ def adjustment_request_create(
             % {"days": settings.CORRECTION_MAX_AGE_DAYS}
         ]
     if not (reason or "").strip():
-        errors["reason"] = ["A reason is required."]
+        errors["reason"] = [gettext("A reason is required.")]
     if not (first_in or last_out or status):
-        errors["nonFieldErrors"] = ["Ask for a firstIn, a lastOut or a status."]
+        errors["nonFieldErrors"] = [gettext("Ask for a firstIn, a lastOut or a status.")]
     if status and status not in ADJUSTABLE_STATUSES:
-        errors["status"] = [f"Must be one of: {', '.join(ADJUSTABLE_STATUSES)}."]
+        errors["status"] = [
+            gettext("Must be one of: %(values)s.") % {"values": ", ".join(ADJUSTABLE_STATUSES)}
+        ]
     if "workDate" not in errors:
         errors.update(_validate_request_times(organisation, work_date, first_in, last_out))
     if errors:
@@ -323,9 +327,14 @@ def _pending_request_to_decide(actor, request: AdjustmentRequest) -> AdjustmentR
     """The request, locked, once the actor may decide it and it is still pending."""
     request = _lock_request(request.pk, request.organisation_id)
     if not can_decide(actor, request):
-        raise Forbidden("Only the employee's approver or an admin can decide this request.")
+        raise Forbidden(
+            gettext("Only the employee's approver or an admin can decide this request.")
+        )
     if request.state != RequestState.PENDING:
-        raise RequestStateConflict(f"The request is {request.state}, not pending.")
+        raise RequestStateConflict(
+            gettext("The request is %(state)s, not pending.")
+            % {"state": str(RequestState(request.state).label).lower()}
+        )
     return request
 
 
@@ -334,7 +343,7 @@ def _corrected_values(request: AdjustmentRequest, record: AttendanceRecord | Non
     first_in = request.requested_first_in or (record.first_in if record else None)
     last_out = request.requested_last_out or (record.last_out if record else None)
     if first_in and last_out and last_out < first_in:
-        raise RequestStateConflict("The corrected times would end before they start.")
+        raise RequestStateConflict(gettext("The corrected times would end before they start."))
     return {
         "first_in": first_in,
         "last_out": last_out,
@@ -419,9 +428,12 @@ def adjustment_request_reject(
 def adjustment_request_cancel(*, actor, request: AdjustmentRequest) -> AdjustmentRequest:
     request = _lock_request(request.pk, request.organisation_id)
     if request.employee.user_id != actor.pk:
-        raise Forbidden("Only the employee who asked can cancel a request.")
+        raise Forbidden(gettext("Only the employee who asked can cancel a request."))
     if request.state != RequestState.PENDING:
-        raise RequestStateConflict(f"The request is {request.state}, not pending.")
+        raise RequestStateConflict(
+            gettext("The request is %(state)s, not pending.")
+            % {"state": str(RequestState(request.state).label).lower()}
+        )
     request.state = RequestState.CANCELLED
     request.decided_by = actor
     request.decided_at = timezone.now()
@@ -543,7 +555,7 @@ def role_unassign(*, actor, user, role: str) -> bool:
     group = _role_group(role)
     organisation = _check_same_organisation(actor, user)
     if group.name == roles.ADMIN and user.pk == getattr(actor, "pk", None):
-        raise Forbidden("You cannot remove your own admin role.")
+        raise Forbidden(gettext("You cannot remove your own admin role."))
     changed = _apply_role(user, group, assign=False)
     if changed:
         audit_record(
@@ -737,7 +749,7 @@ def api_token_issue(*, actor, user, name: str = "") -> tuple[ApiToken, str]:
             and actor_employee.organisation_id == target_employee.organisation_id
         )
         if user.is_superuser or not same_organisation:
-            raise Forbidden("You can issue tokens only for people of your organisation.")
+            raise Forbidden(gettext("You can issue tokens only for people of your organisation."))
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_token(raw))
     employee = getattr(user, "employee", None)
@@ -814,7 +826,7 @@ def retention_below_minimum_error(days) -> str | None:
 def organisation_settings_update(*, actor, organisation: Organisation, **changes) -> Organisation:
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
-        raise ValidationFailed(fields={name: ["Not a setting."] for name in unknown})
+        raise ValidationFailed(fields={name: [gettext("Not a setting.")] for name in unknown})
     if "audit_retention_days" in changes:
         too_short = retention_below_minimum_error(changes["audit_retention_days"])
         if too_short:
@@ -825,7 +837,11 @@ def organisation_settings_update(*, actor, organisation: Organisation, **changes
                 parse_network(entry)
             except ValueError:
                 raise ValidationFailed(
-                    fields={"ipAllowlist": [f"{entry!r} is not an IP network."]}
+                    fields={
+                        "ipAllowlist": [
+                            gettext("%(entry)r is not an IP network.") % {"entry": entry}
+                        ]
+                    }
                 ) from None
         lockout = allowlist_self_lockout_error(
             actor=actor, organisation=organisation, allowlist=changes["ip_allowlist"]

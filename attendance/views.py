@@ -19,6 +19,7 @@ from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
@@ -74,13 +75,17 @@ def attendance_page(*, any_role: tuple[str, ...] = (), refusal: tuple[str, str] 
             if employee is None:
                 return _forbidden(
                     request,
-                    "No employee record",
-                    "Your login is not linked to an employee, so there is no attendance to "
-                    "show. Ask an administrator to link it.",
+                    _("No employee record"),
+                    _(
+                        "Your login is not linked to an employee, so there is no attendance to "
+                        "show. Ask an administrator to link it."
+                    ),
                 )
             if not employee.is_active:
                 return _forbidden(
-                    request, "Employee deactivated", "Your employee record is deactivated."
+                    request,
+                    _("Employee deactivated"),
+                    _("Your employee record is deactivated."),
                 )
             if any_role and not roles.has_any_role(request.user, *any_role):
                 return _forbidden(request, *refusal)
@@ -95,7 +100,10 @@ def attendance_page(*, any_role: tuple[str, ...] = (), refusal: tuple[str, str] 
 
 approver_page = attendance_page(
     any_role=(roles.APPROVER, roles.ADMIN),
-    refusal=("Approvers only", "This page is for approvers and administrators."),
+    refusal=(
+        gettext_lazy("Approvers only"),
+        gettext_lazy("This page is for approvers and administrators."),
+    ),
 )
 
 
@@ -196,7 +204,11 @@ def _chart(days: list[dict], organisation) -> dict:
                 "label_x": x + CHART_STEP / 2,
                 "day": day["date"].day,
                 "status": day["status"] or "none",
-                "title": f"{day['date'].isoformat()}: {_duration(day['work_minutes']) or '0:00'} h"
+                "title": _("%(date)s: %(hours)s h")
+                % {
+                    "date": day["date"].isoformat(),
+                    "hours": _duration(day["work_minutes"]) or "0:00",
+                }
                 + (f" ({day['status_label']})" if day["status"] else ""),
                 "offday": day["offday"],
             }
@@ -395,7 +407,8 @@ def home(request):
         else:
             messages.success(
                 request,
-                f"Correction for {created.work_date:%a %d %b %Y} sent for approval.",
+                _("Correction for %(date)s sent for approval.")
+                % {"date": date_format(created.work_date, "D d M Y")},
             )
             return redirect(_home_url(created.work_date.replace(day=1), "my-requests"))
         month_start = arguments["work_date"].replace(day=1)
@@ -440,21 +453,27 @@ def punch(request):
     except RateLimited as limited:
         messages.error(
             request,
-            f"Too many punches in a short time. Try again in {limited.retry_after_seconds} s.",
+            _("Too many punches in a short time. Try again in %(seconds)s s.")
+            % {"seconds": limited.retry_after_seconds},
         )
     except ApplicationError as error:
         messages.error(request, _error_text(error))
     else:
         at = _clock(created_punch.occurred_at, tz)
-        label = "in" if created_punch.kind == PunchKind.IN else "out"
+        punched_in = created_punch.kind == PunchKind.IN
+        values = {
+            "time": at,
+            "date": date_format(record.work_date, "D d M"),
+            "status": STATUS_LABELS.get(record.status, record.status),
+        }
         if created:
-            messages.success(
-                request,
-                f"Punched {label} at {at}. {record.work_date:%a %d %b}: "
-                f"{STATUS_LABELS.get(record.status, record.status)}.",
-            )
+            text = _("Punched in at %(time)s. %(date)s: %(status)s.") if punched_in else None
+            text = text or _("Punched out at %(time)s. %(date)s: %(status)s.")
+            messages.success(request, text % values)
+        elif punched_in:
+            messages.info(request, _("That punch in at %(time)s was already recorded.") % values)
         else:
-            messages.info(request, f"That punch {label} at {at} was already recorded.")
+            messages.info(request, _("That punch out at %(time)s was already recorded.") % values)
     return redirect(_home_url())
 
 
@@ -464,14 +483,18 @@ def request_cancel(request, pk: int):
     month_start = _parse_month(request.POST.get("month"))
     obj = selectors.request_list(user=request.user, mine=True).filter(pk=pk).first()
     if obj is None:
-        messages.error(request, "That request was not found.")
+        messages.error(request, _("That request was not found."))
     else:
         try:
             services.adjustment_request_cancel(actor=request.user, request=obj)
         except ApplicationError as error:
             messages.error(request, error.message)
         else:
-            messages.success(request, f"Correction for {obj.work_date:%a %d %b %Y} cancelled.")
+            messages.success(
+                request,
+                _("Correction for %(date)s cancelled.")
+                % {"date": date_format(obj.work_date, "D d M Y")},
+            )
     return redirect(_home_url(month_start, "my-requests"))
 
 
@@ -530,11 +553,13 @@ def approvals(request):
 def request_decide(request, pk: int):
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose approve or reject; a comment is at most 2000 characters.")
+        messages.error(
+            request, _("Choose approve or reject; a comment is at most 2000 characters.")
+        )
         return redirect("attendance:approvals")
     obj = selectors.request_list(user=request.user).filter(pk=pk).first()
     if obj is None:
-        messages.error(request, "That request is not in your inbox.")
+        messages.error(request, _("That request is not in your inbox."))
         return redirect("attendance:approvals")
     decide = (
         services.adjustment_request_approve
@@ -548,7 +573,11 @@ def request_decide(request, pk: int):
     else:
         messages.success(
             request,
-            f"{STATE_LABELS[decided.state]}: {obj.employee.name}'s correction for "
-            f"{obj.work_date:%a %d %b %Y}.",
+            _("%(state)s: %(name)s's correction for %(date)s.")
+            % {
+                "state": STATE_LABELS[decided.state],
+                "name": obj.employee.name,
+                "date": date_format(obj.work_date, "D d M Y"),
+            },
         )
     return redirect("attendance:approvals")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 from common.exceptions import ValidationFailed
@@ -24,4 +25,4 @@ def parse_int(value, field: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError) as exc:
-        raise ValidationFailed(fields={field: ["A valid integer is required."]}) from exc
+        raise ValidationFailed(fields={field: [gettext("A valid integer is required.")]}) from exc

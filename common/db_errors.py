@@ -32,6 +32,7 @@ from django.db import IntegrityError as DjangoIntegrityError
 from django.db import InterfaceError as DjangoInterfaceError
 from django.db import OperationalError as DjangoOperationalError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from common.exceptions import ApplicationError, Busy, DatabaseNotReady, RequestStateConflict
 
@@ -64,18 +65,23 @@ _INTEGRITY_ERRORS = (DjangoIntegrityError, psycopg.IntegrityError)
 def _busy(sqlstate: str | None) -> Busy | None:
     if sqlstate == DEADLOCK_DETECTED:
         return Busy(
-            "Another change to the same data was in progress (deadlock); retry.",
+            gettext("Another change to the same data was in progress (deadlock); retry."),
             reason="deadlock",
         )
     if sqlstate == SERIALIZATION_FAILURE:
         return Busy(
-            "Another change to the same data was committed first (serialisation failure); retry.",
+            gettext(
+                "Another change to the same data was committed first (serialisation failure); "
+                "retry."
+            ),
             reason="serialization_failure",
         )
     if sqlstate == LOCK_NOT_AVAILABLE:
         # The holder is still working, unlike after a deadlock: give it longer.
         return Busy(
-            "The data is locked by another change that is still in progress; retry shortly.",
+            gettext(
+                "The data is locked by another change that is still in progress; retry shortly."
+            ),
             reason="lock_timeout",
             retry_after_seconds=2,
         )
@@ -168,7 +174,7 @@ def constraint_error(exc: BaseException) -> ApplicationError | None:
 
 register_constraint(
     "one_pending_request_per_day",
-    lambda: RequestStateConflict("A pending request for this day already exists."),
+    lambda: RequestStateConflict(gettext("A pending request for this day already exists.")),
 )
 
 
@@ -187,7 +193,7 @@ def classify(exc: BaseException) -> ApplicationError | None:
     if _is_unreachable(exc, sqlstate):
         return DatabaseNotReady()
     if sqlstate in _SCHEMA_MISSING_SQLSTATES:
-        return DatabaseNotReady("The database schema is not migrated.")
+        return DatabaseNotReady(gettext("The database schema is not migrated."))
     return constraint_error(exc)
 
 

@@ -8,6 +8,8 @@ import math
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import Error as DjangoDatabaseError
 from django.http import Http404
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -23,10 +25,11 @@ class ApplicationError(Exception):
 
     code = "APPLICATION_ERROR"
     status_code = 400
-    default_message = "The request could not be completed."
+    default_message = _("The request could not be completed.")
 
     def __init__(self, message: str | None = None, *, details: dict | None = None):
-        self.message = message or self.default_message
+        # Rendered now, in the language of the request that caused it.
+        self.message = str(message or self.default_message)
         self.details = details or {}
         super().__init__(self.message)
 
@@ -34,7 +37,7 @@ class ApplicationError(Exception):
 class ValidationFailed(ApplicationError):
     code = "VALIDATION_ERROR"
     status_code = 400
-    default_message = "The request is not valid."
+    default_message = _("The request is not valid.")
 
     def __init__(self, message: str | None = None, *, fields: dict | None = None, **kwargs):
         details = kwargs.pop("details", None) or {}
@@ -46,31 +49,31 @@ class ValidationFailed(ApplicationError):
 class Unauthenticated(ApplicationError):
     code = "UNAUTHENTICATED"
     status_code = 401
-    default_message = "Authentication credentials were not provided or are not valid."
+    default_message = _("Authentication credentials were not provided or are not valid.")
 
 
 class Forbidden(ApplicationError):
     code = "FORBIDDEN"
     status_code = 403
-    default_message = "You do not have permission to do this."
+    default_message = _("You do not have permission to do this.")
 
 
 class IpRestricted(ApplicationError):
     code = "IP_RESTRICTED"
     status_code = 403
-    default_message = "Your organisation does not allow access from this address."
+    default_message = _("Your organisation does not allow access from this address.")
 
 
 class NotFound(ApplicationError):
     code = "NOT_FOUND"
     status_code = 404
-    default_message = "Not found."
+    default_message = _("Not found.")
 
 
 class RateLimited(ApplicationError):
     code = "RATE_LIMITED"
     status_code = 429
-    default_message = "Too many requests; try again later."
+    default_message = _("Too many requests; try again later.")
 
     def __init__(self, retry_after_seconds: float, message: str | None = None):
         self.retry_after_seconds = max(1, math.ceil(retry_after_seconds))
@@ -84,7 +87,7 @@ class Busy(ApplicationError):
 
     code = "BUSY"
     status_code = 409
-    default_message = "Another change to the same data was in progress; retry."
+    default_message = _("Another change to the same data was in progress; retry.")
     # Long enough for the transaction that won to commit; short enough that a person
     # retrying by hand does not notice.
     default_retry_after_seconds = 1
@@ -111,25 +114,25 @@ class Busy(ApplicationError):
 class DatabaseNotReady(ApplicationError):
     code = "DB_NOT_READY"
     status_code = 503
-    default_message = "The database is unreachable or its migrations are not applied."
+    default_message = _("The database is unreachable or its migrations are not applied.")
 
 
 class RequestStateConflict(ApplicationError):
     code = "REQUEST_STATE_CONFLICT"
     status_code = 409
-    default_message = "The request is not in a state that allows this."
+    default_message = _("The request is not in a state that allows this.")
 
 
 class CheckInClosed(ApplicationError):
     code = "CHECKIN_CLOSED"
     status_code = 409
-    default_message = "Check-in for this event is not open."
+    default_message = _("Check-in for this event is not open.")
 
 
 class NotRegistered(ApplicationError):
     code = "NOT_REGISTERED"
     status_code = 409
-    default_message = "This registration is cancelled or waitlisted; check-in is not possible."
+    default_message = _("This registration is cancelled or waitlisted; check-in is not possible.")
 
 
 class InternalError(ApplicationError):
@@ -137,7 +140,7 @@ class InternalError(ApplicationError):
 
     code = "INTERNAL_ERROR"
     status_code = 500
-    default_message = "An internal error occurred."
+    default_message = _("An internal error occurred.")
 
 
 def _as_list(value) -> list[str]:
@@ -183,7 +186,9 @@ def as_application_error(exc: Exception) -> ApplicationError | None:
     if isinstance(exc, drf.ValidationError):
         return ValidationFailed(fields=_flatten_fields(exc.detail))
     if isinstance(exc, drf.ParseError):
-        return ValidationFailed(f"Malformed request body: {exc.detail}")
+        return ValidationFailed(
+            gettext("Malformed request body: %(detail)s") % {"detail": exc.detail}
+        )
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
         return Unauthenticated(str(exc.detail))
     if isinstance(exc, drf.PermissionDenied | DjangoPermissionDenied):

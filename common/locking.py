@@ -28,6 +28,7 @@ import enum
 import hashlib
 
 from django.db import OperationalError, connection
+from django.utils.translation import gettext_lazy
 
 from common.db_errors import LOCK_NOT_AVAILABLE, sqlstate_of
 from common.exceptions import Busy
@@ -108,7 +109,7 @@ def wait_without_limit() -> None:
         cursor.execute("SELECT set_config('lock_timeout', '0', true)")
 
 
-IMPORT_BUSY = (
+IMPORT_BUSY = gettext_lazy(
     "Another import or rollback of your organisation is running; retry when it has finished."
 )
 

@@ -1,6 +1,7 @@
 """API permissions: every endpoint needs an attendance user of an organisation, within the
 organisation's IP allowlist; role permissions narrow that further."""
 
+from django.utils.translation import gettext
 from rest_framework.permissions import BasePermission
 
 from common import roles
@@ -20,7 +21,9 @@ class IsAttendanceUser(BasePermission):
             raise Unauthenticated()
         organisation = organisation_of(user)
         if organisation is None or not user.employee.is_active:
-            raise Forbidden("Your account is not linked to an active employee of an organisation.")
+            raise Forbidden(
+                gettext("Your account is not linked to an active employee of an organisation.")
+            )
         if not ip_allowed(client_ip(request), organisation.ip_allowlist):
             raise IpRestricted()
         return True

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from attendance.dashboard import views as dashboard_views
@@ -8,9 +10,9 @@ from attendance.views import RateLimitedLoginView
 from common import views as common_views
 from gates import health
 
-admin.site.site_header = "Attendance admin centre"
-admin.site.site_title = "Attendance admin centre"
-admin.site.index_title = "Administration"
+admin.site.site_header = _("Attendance admin centre")
+admin.site.site_title = _("Attendance admin centre")
+admin.site.index_title = _("Administration")
 
 urlpatterns = [
     path("", dashboard_views.landing, name="landing"),
@@ -20,6 +22,8 @@ urlpatterns = [
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
+    # The scripts' strings (static/js), in the request's language.
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("admin/", admin.site.urls),
     path("attendance/", include("attendance.urls")),
     path("dashboard/", include("attendance.dashboard.urls")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 
 from attendance.models import Organisation
 from common.csv_export import neutralised_sql
@@ -30,7 +31,7 @@ def batch_list(*, organisation: Organisation) -> QuerySet[ImportBatch]:
 def batch_get(*, organisation: Organisation, batch_id: int) -> ImportBatch:
     batch = batch_list(organisation=organisation).filter(pk=batch_id).first()
     if batch is None:
-        raise NotFound("No such batch in your organisation.")
+        raise NotFound(gettext("No such batch in your organisation."))
     return batch
 
 
@@ -39,7 +40,12 @@ def batch_items(*, batch: ImportBatch, action: str | None = None) -> QuerySet[Im
     if action:
         if action not in ItemAction.values:
             raise ValidationFailed(
-                fields={"action": [f"Choose one of: {', '.join(ItemAction.values)}."]}
+                fields={
+                    "action": [
+                        gettext("Choose one of: %(values)s.")
+                        % {"values": ", ".join(ItemAction.values)}
+                    ]
+                }
             )
         items = items.filter(action=action)
     return items.order_by("row", "id")
@@ -48,7 +54,13 @@ def batch_items(*, batch: ImportBatch, action: str | None = None) -> QuerySet[Im
 def batch_export_sql(*, batch: ImportBatch, export_type: str) -> tuple[str, dict]:
     """The SELECT behind a batch's CSV export (streamed by COPY)."""
     if export_type not in EXPORT_TYPES:
-        raise ValidationFailed(fields={"type": [f"Choose one of: {', '.join(EXPORT_TYPES)}."]})
+        raise ValidationFailed(
+            fields={
+                "type": [
+                    gettext("Choose one of: %(values)s.") % {"values": ", ".join(EXPORT_TYPES)}
+                ]
+            }
+        )
     sql = f"""
         SELECT i.row, i.action, i.code, i."column",
                {neutralised_sql("i.message")} AS message,
@@ -69,7 +81,7 @@ def batch_export_sql(*, batch: ImportBatch, export_type: str) -> tuple[str, dict
 def job_get(*, organisation: Organisation, job_id) -> ImportJob:
     job = ImportJob.objects.filter(organisation=organisation, pk=job_id).first()
     if job is None:
-        raise NotFound("No such job in your organisation.")
+        raise NotFound(gettext("No such job in your organisation."))
     return job
 
 

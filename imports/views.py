@@ -16,42 +16,50 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
+from attendance.choices import RecordStatus
 from attendance.models import Employee
 from attendance.views import _clock, attendance_page
 from common import roles
 from common.exceptions import ApplicationError, NotFound
 from imports import selectors, services
+from imports.labels import row_code_label, wizard_labels
 from imports.models import ImportBatch, ImportJob, ImportMode, ItemAction
 
 BATCHES_PER_PAGE = 50
 ITEMS_PER_PAGE = 100
 # The report's tabs: (query value, label, key in batch.stats).
 ITEM_TABS = [
-    ("", "All", None),
-    (ItemAction.INSERTED, "Inserted", "insert"),
-    (ItemAction.UPDATED, "Updated", "update"),
-    (ItemAction.UNCHANGED, "Unchanged", "unchanged"),
-    (ItemAction.SKIPPED, "Skipped", "skip"),
-    (ItemAction.INVALID, "Invalid", "invalid"),
-    (ItemAction.DUPLICATE, "Duplicate", "duplicate"),
+    ("", gettext_lazy("All"), None),
+    (ItemAction.INSERTED, gettext_lazy("Inserted"), "insert"),
+    (ItemAction.UPDATED, gettext_lazy("Updated"), "update"),
+    (ItemAction.UNCHANGED, gettext_lazy("Unchanged"), "unchanged"),
+    (ItemAction.SKIPPED, gettext_lazy("Skipped"), "skip"),
+    (ItemAction.INVALID, gettext_lazy("Invalid"), "invalid"),
+    (ItemAction.DUPLICATE, gettext_lazy("Duplicate"), "duplicate"),
 ]
 STAT_KEYS = ["insert", "update", "unchanged", "skip", "invalid", "duplicate"]
 EXPORTS = [
-    ("all", "All rows"),
-    ("imported", "Imported (inserted + updated)"),
-    ("skipped", "Skipped, invalid and duplicate"),
-    ("anomalies", "Anomalies (late, early, partial, absent)"),
+    ("all", gettext_lazy("All rows")),
+    ("imported", gettext_lazy("Imported (inserted + updated)")),
+    ("skipped", gettext_lazy("Skipped, invalid and duplicate")),
+    ("anomalies", gettext_lazy("Anomalies (late, early, partial, absent)")),
 ]
 ACTION_LABELS = dict(ItemAction.choices)
+STATUS_LABELS = dict(RecordStatus.choices)
 ZERO_UUID = uuid.UUID(int=0)
 
 
 import_page = attendance_page(
     any_role=(roles.IMPORTER, roles.ADMIN),
-    refusal=("Importers only", "The import pages are for importers and administrators."),
+    refusal=(
+        gettext_lazy("Importers only"),
+        gettext_lazy("The import pages are for importers and administrators."),
+    ),
 )
 
 
@@ -69,12 +77,12 @@ def _stats(stats: dict | None) -> dict:
 
 def _elapsed(milliseconds: int) -> str:
     if milliseconds < 1000:
-        return f"{milliseconds} ms"
+        return _("%(ms)d ms") % {"ms": milliseconds}
     seconds = milliseconds / 1000
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return _("%(seconds).1f s") % {"seconds": seconds}
     minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds:02d} s"
+    return _("%(minutes)d min %(seconds)02d s") % {"minutes": minutes, "seconds": seconds}
 
 
 def _page_number(request) -> str:
@@ -98,6 +106,7 @@ def wizard(request):
         "imports/wizard.html",
         {
             "time_zone": organisation.time_zone,
+            "labels": wizard_labels(),
             "time_zones": sorted(zoneinfo.available_timezones()),
             "max_bytes": settings.IMPORT_UPLOAD_MAX_BYTES,
             "modes": ImportMode.choices,
@@ -167,6 +176,9 @@ def _item_rows(items, tz) -> list[dict]:
                 "employee_no": number or item.employee_ref,
                 "name": name,
                 "action_label": ACTION_LABELS.get(item.action, item.action),
+                "status_label": STATUS_LABELS.get(item.status, item.status),
+                "prior_status_label": STATUS_LABELS.get(item.prior_status, item.prior_status),
+                "code_label": row_code_label(item.code) if item.code else "",
                 "first_in": _clock(item.first_in, tz, item.work_date),
                 "last_out": _clock(item.last_out, tz, item.work_date),
                 "prior_in": _clock(item.prior_first_in, tz, item.work_date) if updated else "",
@@ -234,9 +246,12 @@ def _conflict_text(error: ApplicationError) -> str:
     conflicts = error.details.get("conflicts") if isinstance(error.details, dict) else None
     if not conflicts:
         return ""
-    shown = ", ".join(f"{c['employeeNo']} on {c['workDate']}" for c in conflicts[:5])
+    shown = ", ".join(
+        _("%(employee)s on %(date)s") % {"employee": c["employeeNo"], "date": c["workDate"]}
+        for c in conflicts[:5]
+    )
     more = " …" if len(conflicts) > 5 else ""
-    return f" Changed later: {shown}{more}."
+    return " " + _("Changed later: %(days)s.") % {"days": shown + more}
 
 
 @import_page
@@ -255,12 +270,17 @@ def batch_rollback(request, batch_id: int):
         if isinstance(result, ImportJob):
             messages.info(
                 request,
-                f"Rollback queued as job {result.pk}; reload this page to see when it is done.",
+                _("Rollback queued as job %(job)s; reload this page to see when it is done.")
+                % {"job": result.pk},
             )
         else:
             messages.success(
                 request,
-                f"Batch {result['batchId']} rolled back: {result['deleted']} day(s) deleted, "
-                f"{result['restored']} restored.",
+                _("Batch %(batch)s rolled back: %(deleted)s day(s) deleted, %(restored)s restored.")
+                % {
+                    "batch": result["batchId"],
+                    "deleted": result["deleted"],
+                    "restored": result["restored"],
+                },
             )
     return redirect("imports:batch", batch_id=batch_id)

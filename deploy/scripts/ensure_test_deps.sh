@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The tests use real tools from Debian's packages: chromium (browser tests), docker-compose
 # (validates deploy/compose.yaml without an engine), nginx (`nginx -t` and the proxy test)
-# and prometheus (promtool checks and unit-tests the alert rules). Missing ones are installed
+# prometheus (promtool checks and unit-tests the alert rules) and gettext (msgfmt and
+# msgattrib check the zh-Hans catalogue). Missing ones are installed
 # when we may (root with apt); otherwise the run stops here and says which: the suite never
 # skips them.
 set -euo pipefail
@@ -11,6 +12,7 @@ missing=()
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v msgfmt >/dev/null || missing+=(gettext)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -137,6 +137,11 @@ class PreviewItemSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=ItemAction.choices)
 
 
+class ErrorCountSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    count = serializers.IntegerField()
+
+
 class PreviewSerializer(serializers.Serializer):
     format = serializers.CharField()
     rowCount = serializers.IntegerField()
@@ -146,6 +151,9 @@ class PreviewSerializer(serializers.Serializer):
     items = PreviewItemSerializer(many=True)
     errors = RowErrorSerializer(many=True)
     errorsTotal = serializers.IntegerField()
+    errorsByCode = ErrorCountSerializer(
+        many=True, help_text="Every problem of the file counted by code, most first."
+    )
     truncated = serializers.BooleanField()
 
 

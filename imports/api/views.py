@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import FileResponse
 from django.http.multipartparser import MultiPartParserError
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser, DataAndFiles, MultiPartParser
@@ -137,7 +138,7 @@ class FormatsView(ImportView):
                     {
                         "header": column.header,
                         "required": column.required,
-                        "description": column.description,
+                        "description": str(column.description),
                     }
                     for column in fmt.columns
                 ],
@@ -233,9 +234,11 @@ class UploadView(ImportView):
             try:
                 upload = django_request.FILES.get("file")
             except MultiPartParserError as exc:  # no boundary, a broken frame: the client's
-                raise ValidationFailed(f"Malformed multipart body: {exc}") from exc
+                raise ValidationFailed(
+                    gettext("Malformed multipart body: %(error)s") % {"error": exc}
+                ) from exc
             if upload is None:
-                raise ValidationFailed(fields={"file": ["Attach the file as 'file'."]})
+                raise ValidationFailed(fields={"file": [gettext("Attach the file as 'file'.")]})
             filename = upload.name
             chunks = upload.chunks()
         else:
@@ -245,7 +248,7 @@ class UploadView(ImportView):
             # Never a real name: a sign of a truncation trick. (Other control and bidi
             # characters are removed by the upload service.)
             raise ValidationFailed(
-                fields={"filename": ["A file name must not contain NUL characters."]}
+                fields={"filename": [gettext("A file name must not contain NUL characters.")]}
             )
         record = services.upload_create(
             actor=request.user,

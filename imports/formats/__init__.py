@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.utils.translation import gettext
+
 from common.exceptions import ValidationFailed
 from imports.formats.base import (
     ColumnSpec,
@@ -69,8 +71,13 @@ def get_format(name: str) -> ImportFormat:
     except (KeyError, TypeError):
         known = ", ".join(FORMATS)
         raise ValidationFailed(
-            f"Unknown import format {name!r}.",
-            fields={"format": [f"Unknown import format {name!r}; known formats: {known}."]},
+            gettext("Unknown import format %(name)r.") % {"name": name},
+            fields={
+                "format": [
+                    gettext("Unknown import format %(name)r; known formats: %(known)s.")
+                    % {"name": name, "known": known}
+                ]
+            },
         ) from None
 
 
@@ -82,6 +89,9 @@ def detect_format(table: Table, mapping: Mapping[str, str] | None = None) -> Imp
             return import_format
     known = ", ".join(f"{f.name} ({f.label})" for f in FORMATS.values())
     raise UnsupportedFormat(
-        f"No import format recognises this file's columns. Known formats: {known}. "
-        "Check the header row, or map your column names to a format's."
+        gettext(
+            "No import format recognises this file's columns. Known formats: %(known)s. "
+            "Check the header row, or map your column names to a format's."
+        )
+        % {"known": known}
     )

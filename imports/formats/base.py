@@ -20,19 +20,23 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from django.utils.translation import gettext_lazy
+
 from common.exceptions import ApplicationError
 
 
 class UnsupportedFormat(ApplicationError):
     status_code = 415
     code = "UNSUPPORTED_FORMAT"
-    default_message = "This file is not a CSV, XLSX or DAT export that an import format reads."
+    default_message = gettext_lazy(
+        "This file is not a CSV, XLSX or DAT export that an import format reads."
+    )
 
 
 class EmptyFile(ApplicationError):
     status_code = 400
     code = "EMPTY_FILE"
-    default_message = "The file holds no data rows."
+    default_message = gettext_lazy("The file holds no data rows.")
 
 
 class RowCode:

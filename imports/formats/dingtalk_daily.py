@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from operator import itemgetter
 
+from django.utils.translation import gettext_lazy
+
 from attendance.choices import RecordStatus
 from imports.formats.base import (
     ColumnSpec,
@@ -77,31 +79,48 @@ class DingTalkDailyFormat(ImportFormat):
     kind = "day"
     containers = ("csv", "xlsx")
     columns = (
-        ColumnSpec(NAME_COLUMN, description="Name; a [离职] suffix (left the company) is dropped."),
+        ColumnSpec(
+            NAME_COLUMN,
+            description=gettext_lazy("Name; a [离职] suffix (left the company) is dropped."),
+        ),
         ColumnSpec(
             EMPLOYEE_NO_COLUMN,
-            description="Employee number, kept as text; when empty, UserId names the person.",
+            description=gettext_lazy(
+                "Employee number, kept as text; when empty, UserId names the person."
+            ),
         ),
-        ColumnSpec(USER_ID_COLUMN, description="DingTalk UserId (may contain a dash)."),
-        ColumnSpec(DEPARTMENT_COLUMN, description="Department."),
+        ColumnSpec(
+            USER_ID_COLUMN, description=gettext_lazy("DingTalk UserId (may contain a dash).")
+        ),
+        ColumnSpec(DEPARTMENT_COLUMN, description=gettext_lazy("Department.")),
         ColumnSpec(
             DATE_COLUMN,
             required=True,
-            description="Work date: 26-05-01 星期五 (two-digit year and weekday) or 2026-05-01.",
+            description=gettext_lazy(
+                "Work date: 26-05-01 星期五 (two-digit year and weekday) or 2026-05-01."
+            ),
         ),
-        ColumnSpec(SHIFT_COLUMN, description="Shift; 休息 makes the day a day off."),
+        ColumnSpec(SHIFT_COLUMN, description=gettext_lazy("Shift; 休息 makes the day a day off.")),
         ColumnSpec(
             "上班1打卡时间",
-            description="Clock-in time(s) HH:MM; 次日 HH:MM is the next day; any N (上班2…).",
+            description=gettext_lazy(
+                "Clock-in time(s) HH:MM; 次日 HH:MM is the next day; any N (上班2…)."
+            ),
         ),
-        ColumnSpec("上班1打卡结果", description="Clock-in result: 正常, 迟到, 缺卡, 请假…"),
+        ColumnSpec(
+            "上班1打卡结果", description=gettext_lazy("Clock-in result: 正常, 迟到, 缺卡, 请假…")
+        ),
         ColumnSpec(
             "下班1打卡时间",
-            description="Clock-out time(s) HH:MM; 次日 HH:MM is the next day; any N (下班2…).",
+            description=gettext_lazy(
+                "Clock-out time(s) HH:MM; 次日 HH:MM is the next day; any N (下班2…)."
+            ),
         ),
-        ColumnSpec("下班1打卡结果", description="Clock-out result: 正常, 早退, 缺卡, 请假…"),
-        ColumnSpec(LATE_MINUTES_COLUMN, description="Minutes late."),
-        ColumnSpec(EARLY_LEAVE_MINUTES_COLUMN, description="Minutes left early."),
+        ColumnSpec(
+            "下班1打卡结果", description=gettext_lazy("Clock-out result: 正常, 早退, 缺卡, 请假…")
+        ),
+        ColumnSpec(LATE_MINUTES_COLUMN, description=gettext_lazy("Minutes late.")),
+        ColumnSpec(EARLY_LEAVE_MINUTES_COLUMN, description=gettext_lazy("Minutes left early.")),
     )
 
     def matches(self, table: Table, mapping: Mapping[str, str] | None = None) -> bool:

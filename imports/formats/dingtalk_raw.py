@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from itertools import islice
 
+from django.utils.translation import gettext_lazy
+
 from imports.formats.base import (
     ColumnSpec,
     ImportFormat,
@@ -53,26 +55,39 @@ class DingTalkRawFormat(ImportFormat):
     kind = "punch"
     containers = ("csv", "xlsx")
     columns = (
-        ColumnSpec(NAME_COLUMN, description="Name; a [离职] suffix (left the company) is dropped."),
+        ColumnSpec(
+            NAME_COLUMN,
+            description=gettext_lazy("Name; a [离职] suffix (left the company) is dropped."),
+        ),
         ColumnSpec(
             EMPLOYEE_NO_COLUMN,
-            description="Employee number, kept as text; when empty, UserId names the person.",
+            description=gettext_lazy(
+                "Employee number, kept as text; when empty, UserId names the person."
+            ),
         ),
-        ColumnSpec(USER_ID_COLUMN, description="DingTalk UserId (may contain a dash)."),
-        ColumnSpec(DEPARTMENT_COLUMN, description="Department."),
+        ColumnSpec(
+            USER_ID_COLUMN, description=gettext_lazy("DingTalk UserId (may contain a dash).")
+        ),
+        ColumnSpec(DEPARTMENT_COLUMN, description=gettext_lazy("Department.")),
         ColumnSpec(
             WORK_DATE_COLUMN,
             required=True,
-            description="The work day the punch counts for: 26-05-09 星期六 or 2026-05-09.",
+            description=gettext_lazy(
+                "The work day the punch counts for: 26-05-09 星期六 or 2026-05-09."
+            ),
         ),
         ColumnSpec(
             PUNCH_TIME_COLUMN,
             required=True,
-            description="When the punch happened, YYYY-MM-DD HH:MM local; may be the next day.",
+            description=gettext_lazy(
+                "When the punch happened, YYYY-MM-DD HH:MM local; may be the next day."
+            ),
         ),
         ColumnSpec(
             RESULT_COLUMN,
-            description="DingTalk's verdict; rows starting with 打卡无效 are skipped.",
+            description=gettext_lazy(
+                "DingTalk's verdict; rows starting with 打卡无效 are skipped."
+            ),
         ),
     )
 

@@ -29,6 +29,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
+from django.utils.translation import gettext
+
 from imports.formats.base import EmptyFile, UnsupportedFormat
 from imports.formats.xlsx import FROM_SETTINGS, XlsxWorkbook, check_xlsx_archive, open_workbook
 
@@ -156,7 +158,7 @@ def _detect_encoding(path: Path, start: bytes) -> str:
         bomless_utf16 = _bomless_utf16(start)
         if bomless_utf16 is None:
             raise UnsupportedFormat(
-                "The file is binary, not a CSV, DAT or XLSX export (it holds NUL bytes)."
+                gettext("The file is binary, not a CSV, DAT or XLSX export (it holds NUL bytes).")
             )
         candidates = (bomless_utf16,)
     else:
@@ -169,8 +171,10 @@ def _detect_encoding(path: Path, start: bytes) -> str:
             raise EmptyFile()
         return encoding
     raise UnsupportedFormat(
-        "The file is neither a workbook nor text in UTF-8, UTF-16 or GB18030; "
-        "save it as XLSX or as a UTF-8 CSV and upload that."
+        gettext(
+            "The file is neither a workbook nor text in UTF-8, UTF-16 or GB18030; "
+            "save it as XLSX or as a UTF-8 CSV and upload that."
+        )
     )
 
 
@@ -275,7 +279,9 @@ def _open_xlsx(path: Path, filename: str, max_parse_seconds) -> Table:
         if not any(any(cells) for _, cells in table._head) and not any(
             any(cells) for _, cells in rows
         ):
-            raise EmptyFile(f'The worksheet "{workbook.sheet_name}" is empty.')
+            raise EmptyFile(
+                gettext('The worksheet "%(sheet)s" is empty.') % {"sheet": workbook.sheet_name}
+            )
     return table
 
 

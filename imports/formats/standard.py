@@ -11,6 +11,8 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from itertools import islice
 
+from django.utils.translation import gettext_lazy
+
 from attendance.choices import RecordStatus
 from imports.formats.base import (
     ColumnSpec,
@@ -62,16 +64,24 @@ class StandardFormat(ImportFormat):
     kind = "day"
     containers = ("csv", "xlsx")
     columns = (
-        ColumnSpec(EMPLOYEE_NO, required=True, description="Employee number, kept as text."),
-        ColumnSpec(NAME, description="Name (used when the import creates the employee)."),
-        ColumnSpec(WORK_DATE, required=True, description="Work date, YYYY-MM-DD."),
+        ColumnSpec(
+            EMPLOYEE_NO, required=True, description=gettext_lazy("Employee number, kept as text.")
+        ),
+        ColumnSpec(
+            NAME, description=gettext_lazy("Name (used when the import creates the employee).")
+        ),
+        ColumnSpec(WORK_DATE, required=True, description=gettext_lazy("Work date, YYYY-MM-DD.")),
         ColumnSpec(
             FIRST_IN,
-            description="First clock-in: HH:MM, YYYY-MM-DD HH:MM (local) or ISO 8601.",
+            description=gettext_lazy(
+                "First clock-in: HH:MM, YYYY-MM-DD HH:MM (local) or ISO 8601."
+            ),
         ),
         ColumnSpec(
             LAST_OUT,
-            description="Last clock-out, as first_in; HH:MM at or before first_in is the next day.",
+            description=gettext_lazy(
+                "Last clock-out, as first_in; HH:MM at or before first_in is the next day."
+            ),
         ),
         ColumnSpec(
             STATUS,
@@ -80,10 +90,10 @@ class StandardFormat(ImportFormat):
         ),
         ColumnSpec(
             WORK_MINUTES,
-            description="Minutes worked; empty: last_out − first_in.",
+            description=gettext_lazy("Minutes worked; empty: last_out − first_in."),
         ),
-        ColumnSpec(LATE_MINUTES, description="Minutes late; empty: 0."),
-        ColumnSpec(EARLY_LEAVE_MINUTES, description="Minutes left early; empty: 0."),
+        ColumnSpec(LATE_MINUTES, description=gettext_lazy("Minutes late; empty: 0.")),
+        ColumnSpec(EARLY_LEAVE_MINUTES, description=gettext_lazy("Minutes left early; empty: 0.")),
     )
 
     def matches(self, table: Table, mapping: Mapping[str, str] | None = None) -> bool:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from defusedxml.ElementTree import iterparse
 from django.conf import settings
+from django.utils.translation import gettext
 from openpyxl.cell.text import Text
 from openpyxl.packaging.manifest import Manifest
 from openpyxl.reader.excel import _find_workbook_part
@@ -215,7 +216,9 @@ def check_xlsx_archive(path: Path) -> None:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise UnsupportedFormat(
-            "The file starts like a ZIP archive (as XLSX workbooks do) but cannot be opened."
+            gettext(
+                "The file starts like a ZIP archive (as XLSX workbooks do) but cannot be opened."
+            )
         ) from error
     with archive:
         entries = archive.infolist()
@@ -223,12 +226,16 @@ def check_xlsx_archive(path: Path) -> None:
         if "xl/workbook.xml" not in names:
             if "xl/workbook.bin" in names:
                 raise UnsupportedFormat(
-                    "Binary .xlsb workbooks are not read; save the sheet as XLSX or CSV and "
-                    "upload that."
+                    gettext(
+                        "Binary .xlsb workbooks are not read; save the sheet as XLSX or CSV and "
+                        "upload that."
+                    )
                 )
             raise UnsupportedFormat(
-                "The file is a ZIP archive but not an XLSX workbook (it has no "
-                "xl/workbook.xml); upload the XLSX or CSV export itself."
+                gettext(
+                    "The file is a ZIP archive but not an XLSX workbook (it has no "
+                    "xl/workbook.xml); upload the XLSX or CSV export itself."
+                )
             )
         if len(entries) > XLSX_MAX_ENTRIES:
             raise UnsupportedFormat(
@@ -364,7 +371,7 @@ def _open(path: Path, archive: zipfile.ZipFile, limits: XlsxLimits, clock) -> Xl
             limits=limits,
             opening_seconds=clock.spent,
         )
-    raise UnsupportedFormat("The XLSX workbook holds no worksheet.")
+    raise UnsupportedFormat(gettext("The XLSX workbook holds no worksheet."))
 
 
 def _read_shared_strings(archive, package, limits: XlsxLimits, clock) -> list[str]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping
 
+from django.utils.translation import gettext_lazy
+
 from imports.formats.base import (
     ColumnSpec,
     ImportFormat,
@@ -60,17 +62,23 @@ class ZktecoAttlogFormat(ImportFormat):
         ColumnSpec(
             PIN_COLUMN,
             required=True,
-            description="The person's PIN on the device (spaces stripped, kept as text).",
+            description=gettext_lazy(
+                "The person's PIN on the device (spaces stripped, kept as text)."
+            ),
         ),
         ColumnSpec(
             PUNCH_TIME_COLUMN,
             required=True,
-            description="YYYY-MM-DD HH:MM:SS, the device's local time.",
+            description=gettext_lazy("YYYY-MM-DD HH:MM:SS, the device's local time."),
         ),
-        ColumnSpec("Flag", description="Device flag (not read)."),
-        ColumnSpec("State", description="0 in, 1 out, 4/5 overtime: not trusted, not read."),
-        ColumnSpec("Verify mode", description="Fingerprint, card, password… (not read)."),
-        ColumnSpec("Work code", description="Work code (not read)."),
+        ColumnSpec("Flag", description=gettext_lazy("Device flag (not read).")),
+        ColumnSpec(
+            "State", description=gettext_lazy("0 in, 1 out, 4/5 overtime: not trusted, not read.")
+        ),
+        ColumnSpec(
+            "Verify mode", description=gettext_lazy("Fingerprint, card, password… (not read).")
+        ),
+        ColumnSpec("Work code", description=gettext_lazy("Work code (not read).")),
     )
 
     def matches(self, table: Table, mapping: Mapping[str, str] | None = None) -> bool:

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from django.utils.translation import gettext
+
 from imports.formats.reading import Table, open_table
 from imports.formats.xlsx import FROM_SETTINGS
 from imports.models import ImportMode, ImportUpload
@@ -58,7 +60,7 @@ class Source:
         if self._table is None:
             if not self.path.is_file():
                 raise UploadExpired(
-                    "The uploaded file is no longer stored; upload it again.",
+                    gettext("The uploaded file is no longer stored; upload it again."),
                     details={"fileId": str(self.upload.pk) if self.upload else None},
                 )
             self._table = open_table(

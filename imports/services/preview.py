@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils.translation import gettext
 
 from attendance.models import Organisation
 from common.csv_export import BOM
@@ -26,8 +27,11 @@ def check_sync_size(rows: int) -> None:
     limit = settings.IMPORT_SYNC_MAX_ROWS
     if rows > limit:
         raise ImportTooLargeForSync(
-            f"{rows} rows is more than the synchronous limit of {limit}; upload the file and "
-            "use commit-async.",
+            gettext(
+                "%(rows)s rows is more than the synchronous limit of %(limit)s; upload the file "
+                "and use commit-async."
+            )
+            % {"rows": rows, "limit": limit},
             details={"rowCount": rows, "syncMaxRows": limit},
         )
 
@@ -82,6 +86,7 @@ def import_preview(*, actor, organisation: Organisation, options: ImportOptions)
     with rolled_back_plan(organisation, options) as (engine, plan):
         items = engine.preview_items(options.preview_limit)
         errors, errors_total = engine.issues(settings.IMPORT_ERRORS_LIMIT)
+        errors_by_code = engine.issue_counts()
     metrics.phase_finished(engine.fmt.name, "preview", time.monotonic() - started)
     return {
         "format": engine.fmt.name,
@@ -92,6 +97,7 @@ def import_preview(*, actor, organisation: Organisation, options: ImportOptions)
         "items": items,
         "errors": errors,
         "errorsTotal": errors_total,
+        "errorsByCode": errors_by_code,
         "truncated": plan.source_rows > len(items) or errors_total > len(errors),
     }
 

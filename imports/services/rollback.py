@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from attendance.models import Organisation
 from audit.services import audit_record
@@ -72,13 +73,15 @@ def _conflict(cursor, batch: ImportBatch) -> RollbackConflict:
     conflicts = rollback_conflicts(cursor, batch_id=batch.pk, applied_at=batch.applied_at)
     later = sorted({other for *_rest, other in conflicts if other is not None})
     if later:
-        message = (
-            "Later imports changed days of this batch: roll back "
-            + ", ".join(f"batch {number}" for number in reversed(later))
-            + " first."
-        )
+        message = gettext(
+            "Later imports changed days of this batch: roll back %(batches)s first."
+        ) % {
+            "batches": ", ".join(
+                gettext("batch %(number)s") % {"number": number} for number in reversed(later)
+            )
+        }
     else:
-        message = (
+        message = gettext(
             "Days of this batch were changed later by punches, corrections or edits; rolling "
             "back would undo them."
         )
@@ -115,7 +118,7 @@ def import_rollback(
     started = time.monotonic()
     batch = ImportBatch.objects.filter(organisation=organisation, pk=batch_id).first()
     if batch is None:
-        raise NotFound("No such batch in your organisation.")
+        raise NotFound(gettext("No such batch in your organisation."))
     if batch.status == ImportBatch.Status.ROLLED_BACK:
         raise AlreadyRolledBack(details={"rolledBackAt": batch.rolled_back_at.isoformat()})
     applied = batch.stats.get("insert", 0) + batch.stats.get("update", 0)
@@ -148,8 +151,10 @@ def import_rollback(
             if (deleted, restored) != (found.inserted, found.updated):
                 # A day changed between the survey and the write: undo nothing.
                 raise Busy(
-                    "Days of this batch changed while it was being rolled back; nothing was "
-                    "undone. Try again."
+                    gettext(
+                        "Days of this batch changed while it was being rolled back; nothing was "
+                        "undone. Try again."
+                    )
                 )
             if progress is not None:
                 progress(total, total, force=True)

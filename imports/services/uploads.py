@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import ProgrammingError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from attendance.models import Organisation
 from audit.services import audit_record
@@ -57,7 +58,8 @@ def write_stream(chunks: Iterator[bytes], target: Path) -> tuple[int, str]:
                 size += len(chunk)
                 if size > limit:
                     raise UploadTooLarge(
-                        f"The file is larger than the upload limit of {limit} bytes.",
+                        gettext("The file is larger than the upload limit of %(limit)s bytes.")
+                        % {"limit": limit},
                         details={"maxBytes": limit},
                     )
                 digest.update(chunk)
@@ -84,8 +86,11 @@ def detect_format(source: Source, options: ImportOptions) -> ImportFormat:
         # for, and would otherwise read every line of a spreadsheet as an invalid punch.
         if not fmt.matches(table, options.mapping or None):
             raise UnsupportedFormat(
-                f"This file is not in the {fmt.label} format ({fmt.name}): its columns do "
-                "not match. Choose another format, or map your column names to this one's."
+                gettext(
+                    "This file is not in the %(label)s format (%(name)s): its columns do not "
+                    "match. Choose another format, or map your column names to this one's."
+                )
+                % {"label": fmt.label, "name": fmt.name}
             )
         return fmt
     return formats.detect_format(table, mapping=options.mapping or None)
@@ -96,7 +101,9 @@ def parse_options(organisation: Organisation, options: ImportOptions) -> ParseOp
     try:
         tz = zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationFailed(fields={"timezone": [f'Unknown time zone "{name}".']}) from exc
+        raise ValidationFailed(
+            fields={"timezone": [gettext('Unknown time zone "%(name)s".') % {"name": name}]}
+        ) from exc
     return ParseOptions(
         time_zone=tz, today=timezone.now().astimezone(tz).date(), mapping=options.mapping
     )
@@ -122,7 +129,7 @@ def upload_create(
     size, sha256 = write_stream(chunks, path)
     try:
         if size == 0:
-            raise EmptyFile("The file is empty.")
+            raise EmptyFile(gettext("The file is empty."))
         table = open_table(path, filename=filename, max_parse_seconds=max_parse_seconds)
         detected = stage_table = ""
         row_count = 0
@@ -143,7 +150,7 @@ def upload_create(
             else:
                 row_count = sum(1 for _ in fmt.parse(table, options))
                 if row_count == 0:
-                    raise EmptyFile("The file has a header but no data rows.")
+                    raise EmptyFile(gettext("The file has a header but no data rows."))
         upload = ImportUpload.objects.create(
             id=upload_id,
             organisation=organisation,
@@ -213,7 +220,7 @@ def upload_get(
     upload stays valid past its expiry (the purge keeps it too, until the job ends)."""
     upload = ImportUpload.objects.filter(organisation=organisation, pk=file_id).first()
     if upload is None:
-        raise NotFound("No such upload in your organisation.")
+        raise NotFound(gettext("No such upload in your organisation."))
     if upload.expires_at <= timezone.now() and (job is None or job.upload_id != upload.pk):
         raise UploadExpired(details={"expiredAt": upload.expires_at.isoformat()})
     return upload
@@ -293,7 +300,7 @@ def open_source(
     elif options.csv_text is not None:
         text = options.csv_text.encode("utf-8")
         if not text.strip():
-            raise EmptyFile("csvText is empty.")
+            raise EmptyFile(gettext("csvText is empty."))
         path = storage_dir() / "tmp" / f"{uuid.uuid4()}.csv"
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _size, sha256 = write_stream(iter([text]), path)
@@ -304,7 +311,7 @@ def open_source(
             raise
         source = Source(path, "inline.csv", sha256, None, temporary=True, _table=table)
     else:
-        raise ValidationFailed(fields={"fileId": ["Give fileId or csvText."]})
+        raise ValidationFailed(fields={"fileId": [gettext("Give fileId or csvText.")]})
     try:
         yield source
     finally:

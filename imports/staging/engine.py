@@ -499,6 +499,14 @@ class ImportEngine:
         ]
         return errors, total
 
+    def issue_counts(self) -> list[dict]:
+        """How many rows each code holds, over the whole file, most first."""
+        self.cursor.execute(
+            f"SELECT code, count(*) FROM ({self.issues_sql}) counted"  # noqa: S608
+            " GROUP BY code ORDER BY count(*) DESC, code"
+        )
+        return [{"code": code, "count": count} for code, count in self.cursor.fetchall()]
+
     def issues_csv_copy_sql(self) -> str:
         """Every issue as CSV (header row first), written by PostgreSQL; the column names
         and messages quote the file's own text, so formulas are neutralised."""

@@ -4,6 +4,19 @@
 (() => {
   "use strict";
 
+  // Strings come from Django's JavaScript catalogue (/jsi18n/, loaded first by base.html);
+  // without it the page still works, in English.
+  const gettext = window.gettext || ((text) => text);
+  const ngettext = window.ngettext || ((one, many, count) => (count === 1 ? one : many));
+  const f = (text, values) => text.replace(/%\((\w+)\)s/g, (_, key) => String(values[key]));
+  const JOB_LABELS = {
+    queued: gettext("Queued"),
+    running: gettext("Running"),
+    succeeded: gettext("Done"),
+    failed: gettext("Failed"),
+    cancelled: gettext("Cancelled"),
+  };
+
   // --- forms that ask first ---------------------------------------------------------------
   // Capture phase: runs before app.js's data-once handler, which must not disable the
   // buttons of a form whose submission was cancelled here.
@@ -27,7 +40,7 @@
       const percent = Math.max(0, Math.min(100, job.progressPercent || 0));
       document.getElementById("rollback-progress").value = percent;
       document.getElementById("rollback-percent").textContent = `${percent}%`;
-      const label = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled" }[job.status] || job.status;
+      const label = JOB_LABELS[job.status] || job.status;
       const error = job.error && job.error.message ? `: ${job.error.message}` : "";
       document.getElementById("rollback-job-text").textContent = `${label}${error}`;
       rollbackJob.dataset.status = job.status;
@@ -71,6 +84,13 @@
   const POLL_MS = 500;
   const PREVIEW_LIMIT = 50;
   const STAT_KEYS = ["insert", "update", "unchanged", "skip", "invalid", "duplicate"];
+  // Labels of the codes the API speaks in, in the page's language (imports/labels.py).
+  const LABELS = JSON.parse(document.getElementById("import-labels").textContent);
+  const codeLabel = (code) => LABELS.codes[code] || code;
+  const actionLabel = (action) => LABELS.actions[action] || action;
+  const statLabel = (key) => LABELS.stats[key] || key;
+  const numberFormat = new Intl.NumberFormat(document.documentElement.lang || "en");
+  const number = (value) => numberFormat.format(value || 0);
 
   class ApiError extends Error {
     constructor(code, message, details, status) {
@@ -108,7 +128,7 @@
     if (body && body.ok === false && body.error) {
       return new ApiError(body.error.code, body.error.message, body.error.details, response.status);
     }
-    return new ApiError(`HTTP_${response.status}`, response.statusText || "The server did not answer as expected.", {}, response.status);
+    return new ApiError(`HTTP_${response.status}`, response.statusText || gettext("The server did not answer as expected."), {}, response.status);
   }
 
   // fetch() with the session cookie and CSRF header; resolves to the envelope's data.
@@ -125,7 +145,7 @@
     try {
       response = await fetch(url, { method, headers, body, credentials: "same-origin" });
     } catch (_) {
-      throw new ApiError("NETWORK_ERROR", "The server could not be reached. Check your connection and try again.");
+      throw new ApiError("NETWORK_ERROR", gettext("The server could not be reached. Check your connection and try again."));
     }
     if (!response.ok) throw await errorFrom(response);
     const envelope = await response.json();
@@ -212,7 +232,7 @@
   function showError(error, context) {
     const code = error.code || "ERROR";
     alertBox.replaceChildren(
-      el("strong", { className: "alert-title" }, context ? `${context} failed` : "Something went wrong"),
+      el("strong", { className: "alert-title" }, context ? f(gettext("%(step)s failed"), { step: context }) : gettext("Something went wrong")),
       el("div", {}, el("code", { className: "error-code", dataset: { code } }, code), " ", error.message || ""),
     );
     const fields = error.details && error.details.fields;
@@ -224,7 +244,7 @@
       alertBox.append(list);
     }
     alertBox.hidden = false;
-    say(`${context || "Request"} failed: ${code}.`);
+    say(f(gettext("%(step)s failed: %(code)s."), { step: context || gettext("Request"), code }));
   }
 
   function clearError() {
@@ -279,15 +299,18 @@
     if (!file) return;
     if (MAX_BYTES && file.size > MAX_BYTES) {
       showError(
-        new ApiError("UPLOAD_TOO_LARGE", `${file.name} is ${formatBytes(file.size)}; the limit is ${formatBytes(MAX_BYTES)}.`),
-        "Upload",
+        new ApiError(
+          "UPLOAD_TOO_LARGE",
+          f(gettext("%(file)s is %(size)s; the limit is %(limit)s."), { file: file.name, size: formatBytes(file.size), limit: formatBytes(MAX_BYTES) }),
+        ),
+        gettext("Upload"),
       );
       return;
     }
     resetAfterUpload();
     fileInput.disabled = true;
     dropzone.classList.add("is-busy");
-    say(`Uploading ${file.name} (${formatBytes(file.size)})…`);
+    say(f(gettext("Uploading %(file)s (%(size)s)…"), { file: file.name, size: formatBytes(file.size) }));
     try {
       const [data] = await Promise.all([
         api(`${urls.upload}?filename=${encodeURIComponent(file.name)}`, {
@@ -301,9 +324,9 @@
       state.idempotencyKey = newKey();
       showUpload(data);
       showOptions(data);
-      say(`Uploaded ${data.filename}: ${data.rowCount} rows, format ${data.format || "not detected"}.`);
+      say(f(gettext("Uploaded %(file)s: %(rows)s rows, format %(format)s."), { file: data.filename, rows: number(data.rowCount), format: data.format || gettext("not detected") }));
     } catch (error) {
-      showError(error, "Upload");
+      showError(error, gettext("Upload"));
       fileInput.value = "";
     } finally {
       fileInput.disabled = false;
@@ -315,10 +338,10 @@
     $("upload-filename").textContent = data.filename;
     $("upload-filename").title = `SHA-256 ${data.sha256}`;
     $("upload-size").textContent = formatBytes(data.bytes);
-    $("upload-format").textContent = data.format || "not detected";
+    $("upload-format").textContent = data.format || gettext("not detected");
     $("upload-format").dataset.format = data.format || "";
     $("upload-encoding").textContent = data.encoding || (data.container === "xlsx" ? "XLSX" : "—");
-    $("upload-rows").textContent = data.format ? String(data.rowCount) : "— (counted once the format is known)";
+    $("upload-rows").textContent = data.format ? String(data.rowCount) : gettext("— (counted once the format is known)");
     $("upload-expires").textContent = formatDateTime(data.expiresAt);
     $("upload-result").hidden = false;
     dropzone.hidden = true;
@@ -340,7 +363,7 @@
     resetAfterUpload();
     fileInput.value = "";
     fileInput.focus();
-    say("Choose another file.");
+    say(gettext("Choose another file."));
   });
 
   ["dragenter", "dragover"].forEach((type) =>
@@ -373,7 +396,7 @@
 
   function showOptions(data) {
     formatSelect.replaceChildren(
-      el("option", { value: "" }, data.format ? "Detect automatically" : "Choose a format…"),
+      el("option", { value: "" }, data.format ? gettext("Detect automatically") : gettext("Choose a format…")),
       ...state.formats.map((fmt) => el("option", { value: fmt.name }, `${fmt.label} (${fmt.name})`)),
     );
     formatSelect.value = data.format || "";
@@ -395,7 +418,7 @@
     expected.replaceChildren();
     $("format-help").textContent = fmt
       ? `${fmt.label} · ${fmt.kind} · ${fmt.containers.join(", ")}`
-      : "The format was not detected: choose it, and map your headers if they differ.";
+      : gettext("The format was not detected: choose it, and map your headers if they differ.");
     if (!fmt) return;
     for (const column of fmt.columns) {
       body.append(
@@ -403,7 +426,7 @@
           "tr",
           {},
           el("td", {}, el("code", {}, column.header)),
-          el("td", {}, column.required ? "yes" : "no"),
+          el("td", {}, column.required ? gettext("yes") : gettext("no")),
           el("td", { className: "small" }, column.description || ""),
         ),
       );
@@ -418,10 +441,10 @@
     const sourceId = `mapping-source-${n}`;
     const targetId = `mapping-target-${n}`;
     row.append(
-      el("div", { className: "field" }, el("label", { for: sourceId }, "Header in my file"), el("input", { type: "text", id: sourceId, value: source, className: "mapping-source", autocomplete: "off" })),
+      el("div", { className: "field" }, el("label", { for: sourceId }, gettext("Header in my file")), el("input", { type: "text", id: sourceId, value: source, className: "mapping-source", autocomplete: "off" })),
       el("span", { className: "mapping-arrow", "aria-hidden": "true" }, "→"),
-      el("div", { className: "field" }, el("label", { for: targetId }, "Expected header"), el("input", { type: "text", id: targetId, value: target, className: "mapping-target", list: "expected-headers", autocomplete: "off" })),
-      el("button", { type: "button", className: "btn btn-sm btn-danger-ghost mapping-remove", "aria-label": `Remove mapping ${n}` }, "Remove"),
+      el("div", { className: "field" }, el("label", { for: targetId }, gettext("Expected header")), el("input", { type: "text", id: targetId, value: target, className: "mapping-target", list: "expected-headers", autocomplete: "off" })),
+      el("button", { type: "button", className: "btn btn-sm btn-danger-ghost mapping-remove", "aria-label": f(gettext("Remove mapping %(n)s"), { n }) }, gettext("Remove")),
     );
     mappingRows.append(row);
     row.querySelector("input").focus();
@@ -476,15 +499,15 @@
     const body = options();
     const button = $("preview-button");
     button.disabled = true;
-    say("Previewing…");
+    say(gettext("Previewing…"));
     try {
       const data = await api(urls.preview, { method: "POST", json: { ...body, previewLimit: PREVIEW_LIMIT } });
       state.previewBody = body;
       state.stale = false;
       showPreview(data);
-      say(`Preview: ${STAT_KEYS.map((key) => `${data.stats[key]} ${key}`).join(", ")}.`);
+      say(f(gettext("Preview: %(counts)s."), { counts: STAT_KEYS.map((key) => `${number(data.stats[key])} ${statLabel(key)}`).join(", ") }));
     } catch (error) {
-      showError(error, "Preview");
+      showError(error, gettext("Preview"));
     } finally {
       button.disabled = false;
     }
@@ -493,20 +516,26 @@
   function showPreview(data) {
     for (const key of STAT_KEYS) {
       const card = $("preview-stats").querySelector(`[data-stat="${key}"]`);
-      card.querySelector(".stat-value").textContent = String(data.stats[key] ?? 0);
+      card.querySelector(".stat-value").textContent = number(data.stats[key] ?? 0);
       card.classList.toggle("is-zero", !data.stats[key]);
     }
     $("preview-format").textContent = `· ${data.format}`;
     const shown = data.items.length;
+    const toCreate = data.employeesToCreate;
     $("preview-summary").replaceChildren(
-      `${data.rowCount} rows in the file, ${data.dayCount} employee-days. `,
-      el("span", { id: "employees-to-create", dataset: { count: String(data.employeesToCreate) } }, `${data.employeesToCreate} employee${data.employeesToCreate === 1 ? "" : "s"} to create.`),
-      shown ? ` Showing the first ${shown}${shown < data.rowCount ? ` of ${data.rowCount}` : ""} rows.` : "",
+      f(gettext("%(rows)s rows in the file, %(days)s employee-days."), { rows: number(data.rowCount), days: number(data.dayCount) }),
+      " ",
+      el(
+        "span",
+        { id: "employees-to-create", dataset: { count: String(toCreate) } },
+        f(ngettext("%(count)s employee to create.", "%(count)s employees to create.", toCreate), { count: number(toCreate) }),
+      ),
+      shown ? ` ${f(gettext("Showing the first %(shown)s of %(rows)s rows."), { shown: number(shown), rows: number(data.rowCount) })}` : "",
     );
 
     const timeZone = (state.previewBody && state.previewBody.timezone) || root.dataset.timeZone;
     const formatter = zoneFormatter(timeZone) || zoneFormatter(root.dataset.timeZone);
-    $("preview-tz").textContent = `· times in ${formatter ? formatter.resolvedOptions().timeZone : "UTC"}`;
+    $("preview-tz").textContent = `· ${f(gettext("times in %(zone)s"), { zone: formatter ? formatter.resolvedOptions().timeZone : "UTC" })}`;
     const items = $("preview-items").tBodies[0];
     items.replaceChildren(
       ...data.items.map((item) =>
@@ -519,44 +548,131 @@
           el("td", { className: "date" }, item.workDate || "—"),
           el("td", { className: "time", title: item.firstIn || "" }, clock(item.firstIn, item.workDate, formatter)),
           el("td", { className: "time", title: item.lastOut || "" }, clock(item.lastOut, item.workDate, formatter)),
-          el("td", {}, item.status ? el("span", { className: `badge st-${item.status}` }, item.status) : "—"),
-          el("td", {}, el("span", { className: `badge ia-${item.action}` }, item.action)),
+          el("td", {}, item.status ? el("span", { className: `badge st-${item.status}`, dataset: { status: item.status } }, LABELS.statuses[item.status] || item.status) : "—"),
+          el("td", {}, el("span", { className: `badge ia-${item.action}`, dataset: { action: item.action } }, actionLabel(item.action))),
         ),
       ),
     );
-    if (!data.items.length) items.append(el("tr", {}, el("td", { colspan: "8", className: "muted" }, "No rows to show.")));
+    if (!data.items.length) items.append(el("tr", {}, el("td", { colspan: "8", className: "muted" }, gettext("No rows to show."))));
 
-    const errors = $("preview-errors").tBodies[0];
-    errors.replaceChildren(
-      ...data.errors.map((error) =>
-        el(
-          "tr",
-          {},
-          el("td", { className: "num" }, error.row),
-          el("td", {}, error.column || "—"),
-          el("td", {}, el("code", {}, error.code)),
-          el("td", {}, error.message),
-        ),
-      ),
-    );
-    const total = data.errorsTotal ?? data.errors.length;
-    $("preview-errors-total").textContent =
-      total > data.errors.length ? `· ${total} (showing ${data.errors.length})` : `· ${total}`;
-    $("preview-errors-box").hidden = total === 0;
+    showProblems(data);
 
+    // A batch that would change nothing is not worth a commit (nor a batch to roll back).
+    const changes = (data.stats.insert || 0) + (data.stats.update || 0);
+    state.nothingToCommit = changes === 0;
+    $("commit-reason").hidden = changes !== 0;
     $("preview-stale").hidden = true;
-    $("commit-button").disabled = false;
+    $("commit-button").disabled = state.nothingToCommit;
     $("step-preview").hidden = false;
     $("step-commit").hidden = true;
     setStep("preview");
   }
+
+  // --- problems: counted by kind (over the whole file), listed 50 a page ---------------------
+  const ERRORS_PAGE = 50;
+  const problems = { rows: [], code: "", page: 0 };
+
+  function showProblems(data) {
+    const total = data.errorsTotal ?? data.errors.length;
+    const groups = data.errorsByCode || [];
+    $("preview-errors-total").textContent = `· ${number(total)}`;
+    $("preview-errors-box").hidden = total === 0;
+
+    const unknown = groups.find((group) => group.code === "UNKNOWN_EMPLOYEE");
+    const creating = state.previewBody && state.previewBody.createMissingEmployees;
+    $("create-missing-hint").hidden = !unknown || Boolean(creating);
+    $("unknown-employee-count").textContent = unknown ? number(unknown.count) : "0";
+
+    $("preview-error-groups").tBodies[0].replaceChildren(
+      ...groups.map((group) =>
+        el(
+          "tr",
+          { dataset: { code: group.code } },
+          el("td", {}, codeLabel(group.code)),
+          el("td", {}, el("code", {}, group.code)),
+          el("td", { className: "num" }, number(group.count)),
+          el(
+            "td",
+            {},
+            el("button", { type: "button", className: "btn btn-sm btn-ghost", dataset: { showCode: group.code } }, gettext("Show")),
+          ),
+        ),
+      ),
+    );
+    problems.rows = data.errors;
+    problems.code = "";
+    problems.page = 0;
+    problems.more = total - data.errors.length;
+    showProblemPage();
+  }
+
+  function showProblemPage() {
+    const rows = problems.code ? problems.rows.filter((row) => row.code === problems.code) : problems.rows;
+    const pages = Math.max(1, Math.ceil(rows.length / ERRORS_PAGE));
+    problems.page = Math.min(problems.page, pages - 1);
+    const first = problems.page * ERRORS_PAGE;
+    $("preview-errors").tBodies[0].replaceChildren(
+      ...rows.slice(first, first + ERRORS_PAGE).map((error) =>
+        el(
+          "tr",
+          { dataset: { code: error.code } },
+          el("td", { className: "num" }, error.row),
+          el("td", {}, error.column || "—"),
+          el("td", {}, codeLabel(error.code), " ", el("code", {}, error.code)),
+          el("td", {}, error.message),
+        ),
+      ),
+    );
+    $("preview-errors-filter").replaceChildren(
+      problems.code ? `· ${codeLabel(problems.code)} ` : "",
+      problems.code ? el("button", { type: "button", className: "btn btn-sm btn-ghost", id: "errors-show-all" }, gettext("Show all")) : "",
+    );
+    $("errors-page").textContent = rows.length
+      ? f(gettext("%(first)s–%(last)s of %(count)s"), { first: number(first + 1), last: number(Math.min(first + ERRORS_PAGE, rows.length)), count: number(rows.length) })
+      : "";
+    $("errors-prev").disabled = problems.page === 0;
+    $("errors-next").disabled = problems.page >= pages - 1;
+    $("errors-pager").hidden = rows.length <= ERRORS_PAGE;
+    $("errors-more").hidden = !(problems.more > 0);
+    $("errors-more").textContent =
+      problems.more > 0 ? f(gettext("The first %(shown)s problems are listed here; the CSV holds all %(count)s."), { shown: number(problems.rows.length), count: number(problems.rows.length + problems.more) }) : "";
+  }
+
+  $("errors-prev").addEventListener("click", () => {
+    problems.page -= 1;
+    showProblemPage();
+  });
+  $("errors-next").addEventListener("click", () => {
+    problems.page += 1;
+    showProblemPage();
+  });
+  $("preview-errors-box").addEventListener("click", (event) => {
+    const show = event.target.closest("[data-show-code]");
+    if (show) {
+      problems.code = show.dataset.showCode;
+      problems.page = 0;
+      showProblemPage();
+      $("preview-errors-title").scrollIntoView({ block: "nearest" });
+    } else if (event.target.closest("#errors-show-all")) {
+      problems.code = "";
+      problems.page = 0;
+      showProblemPage();
+    }
+  });
+  $("create-missing-hint").addEventListener("click", (event) => {
+    if (!event.target.closest('a[href="#import-create-missing"]')) return;
+    event.preventDefault();
+    const box = $("import-create-missing");
+    box.scrollIntoView({ block: "center" });
+    box.focus();
+  });
 
   $("errors-download").addEventListener("click", async () => {
     if (!state.previewBody) return;
     clearError();
     const button = $("errors-download");
     button.disabled = true;
-    say("Preparing the errors CSV…");
+    say(gettext("Preparing the errors CSV…"));
     try {
       const response = await fetch(urls.errors, {
         method: "POST",
@@ -571,9 +687,9 @@
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
-      say("Errors CSV downloaded.");
+      say(gettext("Errors CSV downloaded."));
     } catch (error) {
-      showError(error instanceof ApiError ? error : new ApiError("NETWORK_ERROR", String(error)), "Errors download");
+      showError(error instanceof ApiError ? error : new ApiError("NETWORK_ERROR", String(error)), gettext("Errors download"));
     } finally {
       button.disabled = false;
     }
@@ -583,12 +699,12 @@
   const commitButton = $("commit-button");
 
   commitButton.addEventListener("click", async () => {
-    if (!state.previewBody || state.stale || state.committing) return;
+    if (!state.previewBody || state.stale || state.committing || state.nothingToCommit) return;
     state.committing = true;
     commitButton.disabled = true;
     $("preview-button").disabled = true;
     clearError();
-    say("Committing…");
+    say(gettext("Committing…"));
     try {
       const { commitToken } = await api(urls.prepare, { method: "POST" });
       const data = await api(urls.commit, {
@@ -600,7 +716,7 @@
       state.committing = false;
       commitButton.disabled = false;
       $("preview-button").disabled = false;
-      showError(error, "Commit");
+      showError(error, gettext("Commit"));
     }
   });
 
@@ -617,11 +733,14 @@
     const processed = job.processed || 0;
     let counts = "";
     if (rows && job.status === "running") {
-      counts = processed <= rows ? ` · reading ${processed} / ${rows} rows` : ` · writing ${processed - rows} / ${rows} rows`;
+      counts =
+        processed <= rows
+          ? ` · ${f(gettext("reading %(done)s / %(rows)s rows"), { done: processed, rows })}`
+          : ` · ${f(gettext("writing %(done)s / %(rows)s rows"), { done: processed - rows, rows })}`;
     } else if (rows) {
       counts = ` · ${Math.max(0, processed - rows)} / ${rows}`;
     }
-    const label = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled" }[job.status] || job.status;
+    const label = JOB_LABELS[job.status] || job.status;
     $("progress-text").textContent = `${label}${counts}`;
     $("progress-text").dataset.status = job.status;
   }
@@ -641,11 +760,11 @@
       } catch (error) {
         failures += 1;
         if (failures >= 20) {
-          showError(error, "Following the job");
+          showError(error, gettext("Following the job"));
           $("commit-restart").hidden = false;
           return;
         }
-        say(`Lost contact with the server (${error.code}); retrying…`);
+        say(f(gettext("Lost contact with the server (%(code)s); retrying…"), { code: error.code }));
         setTimeout(poll, POLL_MS * 2);
         return;
       }
@@ -655,14 +774,14 @@
         const url = `${urls.batches}${current.batchId}/`;
         $("batch-link").href = url;
         $("commit-done").hidden = false;
-        say(`Done: batch ${current.batchId} committed (${stats.insert ?? 0} inserted, ${stats.update ?? 0} updated). Opening its report…`);
+        say(f(gettext("Done: batch %(batch)s committed (%(inserted)s inserted, %(updated)s updated). Opening its report…"), { batch: current.batchId, inserted: stats.insert ?? 0, updated: stats.update ?? 0 }));
         setTimeout(() => window.location.assign(url), 800);
       } else if (current.status === "failed" || current.status === "cancelled") {
         const error = current.error || {};
-        showError(new ApiError(error.code || current.status.toUpperCase(), error.message || `The job ${current.status}.`, error.details), "Import");
+        showError(new ApiError(error.code || current.status.toUpperCase(), error.message || f(gettext("The job ended: %(status)s."), { status: JOB_LABELS[current.status] || current.status }), error.details), gettext("Import"));
         $("commit-restart").hidden = false;
       } else {
-        say(`Importing… ${current.progressPercent}%`);
+        say(f(gettext("Importing… %(percent)s"), { percent: `${current.progressPercent}%` }));
         setTimeout(poll, POLL_MS);
       }
     };

@@ -378,7 +378,7 @@ def test_the_same_id_twice_in_one_file_is_a_row_error(admin_employee):
     errors = {row.number: row.field_specific_errors for row in page.context["result"].invalid_rows}
     twice = ["This employee number appears more than once in the file."]
     assert errors == {
-        2: {"dingtalk_user_id": ["Another employee already has this DingTalk user id."]},
+        2: {"dingtalk_user_id": ["Another employee already has this DingTalk user ID."]},
         3: {"employee_no": twice},
         4: {"employee_no": twice},
     }

@@ -98,7 +98,8 @@ def csp_violations():
 
 @pytest.fixture
 def new_page(browser, live_server, csp_violations):
-    """new_page() → a page in its own browser context (own cookies: one login per context).
+    """new_page(locale=None) → a page in its own browser context (own cookies: one login per
+    context), in the browser language ``locale``.
 
     Every page listens to its console: a content security policy violation on any page of a
     browser test fails that test (checked after the test body, so its own assertions speak
@@ -109,9 +110,10 @@ def new_page(browser, live_server, csp_violations):
         if any(marker in message.text for marker in CSP_VIOLATION_MARKERS):
             csp_violations.append(f"{message.type}: {message.text} ({message.location})")
 
-    def make():
+    def make(locale: str | None = None):
+        # ``locale`` is the browser's language (its Accept-Language header), "zh-CN" say.
         context = browser.get().new_context(
-            base_url=live_server.url, viewport={"width": 1280, "height": 900}
+            base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale=locale
         )
         context.set_default_timeout(10_000)
         contexts.append(context)

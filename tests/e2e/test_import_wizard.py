@@ -250,3 +250,83 @@ def test_mapping_preview_errors_and_their_csv(importer, people_to_import, new_pa
     page.wait_for_selector("#preview-stale[hidden]", state="attached")
     assert page.get_by_role("button", name="Commit import").is_enabled()
     assert stat.locator('[data-stat="insert"] .stat-value').inner_text() == "2"
+
+
+def test_a_preview_that_skips_every_row_says_why_and_offers_no_commit(
+    importer, new_page, screenshot
+):
+    """The DingTalk sample names 620 days of people the organisation does not have: the
+    preview groups the problem (one kind, 620 rows), pages the rows 50 at a time, points at
+    "Create missing employees", and keeps the commit button disabled with its reason. With
+    the box ticked the same file previews as 620 inserts and may be committed."""
+    page = new_page()
+    log_in(page, "e2e_importer")
+    page.goto("/imports/")
+    page.get_by_label("File to import").set_input_files(str(FIXTURE))
+    page.locator("#upload-result").wait_for()
+    page.get_by_role("button", name="Preview").click()
+    page.locator("#step-preview").wait_for()
+
+    stats = page.locator("#preview-stats")
+    assert stats.locator('[data-stat="skip"] .stat-value').inner_text() == "620"
+    assert stats.locator('[data-stat="insert"] .stat-value').inner_text() == "0"
+    groups = page.locator("#preview-error-groups tbody tr")
+    assert groups.count() == 1
+    assert groups.first.get_attribute("data-code") == "UNKNOWN_EMPLOYEE"
+    assert "Unknown employee" in groups.first.inner_text()
+    assert "620" in groups.first.inner_text()
+
+    # 50 rows a page, with a pager; the page stays short enough to read.
+    rows = page.locator("#preview-errors tbody tr")
+    assert rows.count() == 50
+    assert page.locator("#errors-page").inner_text() == "1–50 of 620"
+    first = rows.first.inner_text()
+    page.locator("#errors-next").click()
+    assert page.locator("#errors-page").inner_text() == "51–100 of 620"
+    assert rows.first.inner_text() != first
+    assert page.evaluate("document.documentElement.scrollHeight") < 8000
+
+    # The hint names the cure and leads to it.
+    hint = page.locator("#create-missing-hint")
+    assert hint.is_visible()
+    assert page.locator("#unknown-employee-count").inner_text() == "620"
+    hint.get_by_role("link", name="Create missing employees").click()
+    assert page.evaluate("document.activeElement.id") == "import-create-missing"
+
+    # Nothing would change: no commit, and the page says why.
+    commit = page.get_by_role("button", name="Commit import")
+    assert commit.is_disabled()
+    assert page.locator("#commit-reason").is_visible()
+    assert "Nothing to commit" in page.locator("#commit-reason").inner_text()
+    screenshot(page, "import-preview-all-skipped")
+
+    page.get_by_label("Create missing employees").check()
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("#preview-stale[hidden]", state="attached")
+    assert stats.locator('[data-stat="insert"] .stat-value').inner_text() == "620"
+    assert page.locator("#create-missing-hint").is_hidden()
+    assert page.locator("#preview-errors-box").is_hidden()
+    assert commit.is_enabled()
+    assert page.locator("#commit-reason").is_hidden()
+    # Labels, not codes: what each row would do, and the day's status.
+    assert page.locator("#preview-items tbody .badge[data-action]").first.inner_text() == "Inserted"
+    statuses = page.locator("#preview-items tbody .badge[data-status]").all_inner_texts()
+    assert statuses and not [text for text in statuses if "_" in text or text.islower()]
+
+
+def test_the_wizard_fits_a_phone(importer, new_page):
+    page = new_page()
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, "e2e_importer")
+    page.goto("/imports/")
+    page.get_by_label("File to import").set_input_files(str(FIXTURE))
+    page.locator("#upload-result").wait_for()
+    page.get_by_role("button", name="Preview").click()
+    page.locator("#step-preview").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    # Every tile keeps its figure inside it.
+    overflowing = page.evaluate(
+        """() => [...document.querySelectorAll('#preview-stats .stat')]
+            .filter((tile) => tile.scrollWidth > tile.clientWidth + 1).length"""
+    )
+    assert overflowing == 0
