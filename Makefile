@@ -12,7 +12,7 @@ USERS ?= 32
 DURATION ?= 60
 EMPLOYEES ?= 5000
 
-.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events bench-api bench-dashboard gates-demo messages
+.PHONY: run test lint format install migrate seed worker clean-data bench-import bench-audit bench-events bench-api bench-dashboard gates-demo messages screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ messages: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://localhost/unused} $(BIN)/python manage.py makemessages $(MESSAGE_FLAGS)
 	DATABASE_URL=$${DATABASE_URL:-postgres://localhost/unused} $(BIN)/python manage.py makemessages -d djangojs $(MESSAGE_FLAGS)
 	DATABASE_URL=$${DATABASE_URL:-postgres://localhost/unused} $(BIN)/python manage.py compilemessages -l zh_Hans --ignore '.venv/*'
+
+## make screenshots: the everyday pages per demo user, English and Chinese, 1366 and 375 px,
+## into docs/screenshots/ (its own embedded database under .data/screenshots).
+screenshots: $(STAMP)
+	bash deploy/scripts/ensure_test_deps.sh
+	@fc-list :lang=zh | grep -q . || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; } \
+	  || { echo "The Chinese screenshots need a CJK font: apt-get install fonts-noto-cjk" >&2; exit 1; }
+	$(BIN)/python deploy/scripts/screenshots.py
 
 ## make run: embedded PostgreSQL (unless DATABASE_URL), migrate, demo data, web + Celery worker/beat.
 run: $(STAMP)

@@ -39,7 +39,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 from import_export.formats.base_formats import CSV, XLSX
 
 from attendance import lockouts, services
@@ -765,7 +765,7 @@ class AdjustmentRequestAdmin(ViewOnlyAdmin):
 class TokenIssueForm(forms.Form):
     user = forms.ModelChoiceField(label=gettext_lazy("User"), queryset=User.objects.none())
     name = forms.CharField(
-        label=gettext_lazy("Name"),
+        label=pgettext_lazy("API token", "Name"),
         max_length=100,
         required=False,
         help_text=gettext_lazy("What the token is for."),

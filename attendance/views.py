@@ -408,7 +408,7 @@ def home(request):
             messages.success(
                 request,
                 _("Correction for %(date)s sent for approval.")
-                % {"date": date_format(created.work_date, "D d M Y")},
+                % {"date": date_format(created.work_date, _("D d M Y"))},
             )
             return redirect(_home_url(created.work_date.replace(day=1), "my-requests"))
         month_start = arguments["work_date"].replace(day=1)
@@ -463,7 +463,7 @@ def punch(request):
         punched_in = created_punch.kind == PunchKind.IN
         values = {
             "time": at,
-            "date": date_format(record.work_date, "D d M"),
+            "date": date_format(record.work_date, _("D d M")),
             "status": STATUS_LABELS.get(record.status, record.status),
         }
         if created:
@@ -493,7 +493,7 @@ def request_cancel(request, pk: int):
             messages.success(
                 request,
                 _("Correction for %(date)s cancelled.")
-                % {"date": date_format(obj.work_date, "D d M Y")},
+                % {"date": date_format(obj.work_date, _("D d M Y"))},
             )
     return redirect(_home_url(month_start, "my-requests"))
 
@@ -577,7 +577,7 @@ def request_decide(request, pk: int):
             % {
                 "state": STATE_LABELS[decided.state],
                 "name": obj.employee.name,
-                "date": date_format(obj.work_date, "D d M Y"),
+                "date": date_format(obj.work_date, _("D d M Y")),
             },
         )
     return redirect("attendance:approvals")

@@ -321,7 +321,7 @@ def run_detail(request, run_id: int):
     spec = GATES.get(run.gate)
     context = {
         "run": data,
-        "description": spec.description if spec else "",
+        "description": str(spec.description) if spec else "",
         "priority_label": PRIORITY_LABELS.get(run.priority, run.priority),
         "failure": failure,
         "failure_kind_label": KIND_LABELS.get(failure["kind"], failure["kind"]) if failure else "",

@@ -78,7 +78,7 @@ def gate_states(now: dt.datetime) -> list[dict]:
             {
                 "gate": spec.name,
                 "priority": spec.priority,
-                "description": spec.description,
+                "description": str(spec.description),
                 "latest": run_summary(run),
                 "ageHours": run_age_hours(run, now) if run else None,
                 "stale": bool(run and is_stale(spec, run, now)),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from importlib import import_module
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from gates.choices import Priority
 
@@ -16,7 +17,7 @@ class GateSpec:
     name: str
     priority: str
     runner: str  # "module:function", imported when the gate runs
-    description: str
+    description: str  # lazy: read in the reader's language
 
     def load(self):
         module, _, function = self.runner.partition(":")
@@ -38,37 +39,37 @@ GATES: dict[str, GateSpec] = {
             "preflight",
             Priority.P0,
             "gates.services.preflight:run",
-            "Configuration, dependencies and storage are fit for production.",
+            gettext_lazy("Configuration, dependencies and storage are fit for production."),
         ),
         GateSpec(
             "smoke",
             Priority.P0,
             "gates.services.smoke:run",
-            "The API's main paths work end to end against a running deployment.",
+            gettext_lazy("The API's main paths work end to end against a running deployment."),
         ),
         GateSpec(
             "strict",
             Priority.P0,
             "gates.services.smoke:run_strict",
-            "The smoke gate twice in a row; both must pass.",
+            gettext_lazy("The smoke gate twice in a row; both must pass."),
         ),
         GateSpec(
             "perf",
             Priority.P1,
             "gates.services.perf:run",
-            "An import through the API within its time budgets and without regression.",
+            gettext_lazy("An import through the API within its time budgets and without regression."),
         ),
         GateSpec(
             "perf-scale",
             Priority.P2,
             "gates.services.perf:run",
-            "The perf gate at high scale (500,000 rows by default).",
+            gettext_lazy("The perf gate at high scale (500,000 rows by default)."),
         ),
         GateSpec(
             "metrics",
             Priority.P1,
             "gates.services.metrics:run",
-            "/metrics answers with the application's own series.",
+            gettext_lazy("/metrics answers with the application's own series."),
         ),
     )
 }

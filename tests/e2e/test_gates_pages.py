@@ -143,3 +143,16 @@ def test_an_admin_reads_the_gates_and_the_decision(seeded, new_page, screenshot)
     assert download.suggested_filename.endswith(".md")
     assert "NO-GO" in Path(download.path()).read_text(encoding="utf-8")
     screenshot(page, "gates-decision")
+
+
+@pytest.mark.parametrize("path", ["/gates/", "/gates/decision/", "run"])
+def test_the_gates_pages_fit_a_phone(seeded, new_page, path):
+    """At 375 px the page itself never scrolls sideways: wide tables scroll in their card."""
+    page = new_page()
+    page.set_viewport_size({"width": 375, "height": 740})
+    log_in(page)
+    page.goto(f"/gates/runs/{seeded['drill'].pk}/" if path == "run" else path)
+    sizes = page.evaluate(
+        "() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})"
+    )
+    assert sizes["scroll"] <= sizes["inner"], sizes
