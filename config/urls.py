@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import last_modified
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -9,6 +11,8 @@ from attendance.dashboard import views as dashboard_views
 from attendance.views import RateLimitedLoginView
 from common import views as common_views
 from gates import health
+
+STARTED_AT = timezone.now().replace(microsecond=0)
 
 admin.site.site_header = _("Attendance admin centre")
 admin.site.site_title = _("Attendance admin centre")
@@ -22,8 +26,13 @@ urlpatterns = [
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
-    # The scripts' strings (static/js), in the request's language.
-    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    # The scripts' strings (static/js), in the request's language; browsers revalidate it
+    # and get 304 until the next deploy restarts the process.
+    path(
+        "jsi18n/",
+        last_modified(lambda request, **kwargs: STARTED_AT)(JavaScriptCatalog.as_view()),
+        name="javascript-catalog",
+    ),
     path("admin/", admin.site.urls),
     path("attendance/", include("attendance.urls")),
     path("dashboard/", include("attendance.dashboard.urls")),

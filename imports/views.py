@@ -27,6 +27,7 @@ from attendance.views import _clock, attendance_page
 from common import roles
 from common.exceptions import ApplicationError, NotFound
 from imports import selectors, services
+from imports.formats import FORMATS
 from imports.labels import row_code_label, wizard_labels
 from imports.models import ImportBatch, ImportJob, ImportMode, ItemAction
 
@@ -83,6 +84,11 @@ def _elapsed(milliseconds: int) -> str:
         return _("%(seconds).1f s") % {"seconds": seconds}
     minutes, seconds = divmod(round(seconds), 60)
     return _("%(minutes)d min %(seconds)02d s") % {"minutes": minutes, "seconds": seconds}
+
+
+def _format_label(name: str) -> str:
+    fmt = FORMATS.get(name)
+    return str(fmt.label) if fmt else name
 
 
 def _page_number(request) -> str:
@@ -143,6 +149,7 @@ def batches(request):
             "batch": batch,
             "stats": _stats(batch.stats),
             "by": batch.created_by.get_username() if batch.created_by else "",
+            "format_label": _format_label(batch.format),
         }
         for batch in page
     ]
@@ -228,6 +235,7 @@ def batch_detail(request, batch_id: int):
             "created_employees": len(batch.created_employee_ids or []),
             "changed_during_import": (batch.stats or {}).get("changedDuringImport", 0),
             "mode_label": dict(ImportMode.choices).get(batch.mode, batch.mode),
+            "format_label": _format_label(batch.format),
             "elapsed": _elapsed(batch.elapsed_ms),
             "tabs": tabs,
             "action": action,

@@ -57,7 +57,9 @@ GATES: dict[str, GateSpec] = {
             "perf",
             Priority.P1,
             "gates.services.perf:run",
-            gettext_lazy("An import through the API within its time budgets and without regression."),
+            gettext_lazy(
+                "An import through the API within its time budgets and without regression."
+            ),
         ),
         GateSpec(
             "perf-scale",

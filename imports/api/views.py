@@ -131,7 +131,7 @@ class FormatsView(ImportView):
         items = [
             {
                 "name": fmt.name,
-                "label": fmt.label,
+                "label": str(fmt.label),
                 "kind": fmt.kind,
                 "containers": list(fmt.containers),
                 "columns": [

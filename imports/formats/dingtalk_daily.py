@@ -75,7 +75,7 @@ def strip_left_company(name: str) -> str:
 
 class DingTalkDailyFormat(ImportFormat):
     name = "dingtalk_daily"
-    label = "DingTalk daily summary (每日统计)"
+    label = gettext_lazy("DingTalk daily summary (每日统计)")
     kind = "day"
     containers = ("csv", "xlsx")
     columns = (

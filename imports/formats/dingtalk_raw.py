@@ -51,7 +51,7 @@ def is_raw_header(cells: list[str]) -> bool:
 
 class DingTalkRawFormat(ImportFormat):
     name = "dingtalk_raw"
-    label = "DingTalk punch records (原始记录)"
+    label = gettext_lazy("DingTalk punch records (原始记录)")
     kind = "punch"
     containers = ("csv", "xlsx")
     columns = (

@@ -60,7 +60,7 @@ def is_standard_header(cells: list[str]) -> bool:
 
 class StandardFormat(ImportFormat):
     name = "standard"
-    label = "Standard CSV template"
+    label = gettext_lazy("Standard CSV template")
     kind = "day"
     containers = ("csv", "xlsx")
     columns = (

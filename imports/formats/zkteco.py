@@ -54,7 +54,7 @@ def looks_like_device_log_line(cells: list[str]) -> bool:
 
 class ZktecoAttlogFormat(ImportFormat):
     name = "zkteco_attlog"
-    label = "ZKTeco device log (attlog.dat)"
+    label = gettext_lazy("ZKTeco device log (attlog.dat)")
     kind = "punch"
     containers = ("csv", "dat")
     punch_merge_seconds = 60

@@ -10,6 +10,7 @@ speak the reader's language.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -164,14 +165,14 @@ def test_my_month_in_chinese(client, organisation, make_person):
 
 
 def test_the_scripts_catalogue_answers_in_the_readers_language(db):
-    response = Client(headers={"accept-language": "zh-hans"}).get("/jsi18n/")
-    assert response.status_code == 200
-    with translation.override("zh-hans"):
-        previewing = translation.gettext("Previewing…")
-    # The JavaScript catalogue (djangojs) holds what imports.js says.
-    catalogue = polib.pofile(str(CATALOGUE / "djangojs.po"))
-    assert catalogue.find("Previewing…").msgstr in response.content.decode("unicode_escape")
-    assert previewing  # the same string may be in both domains; only djangojs is required
+    """/jsi18n/ carries the djangojs entries (what imports.js says) in the reader's language."""
+    chinese = Client(headers={"accept-language": "zh-hans"}).get("/jsi18n/")
+    english = Client().get("/jsi18n/")
+    translated = polib.pofile(str(CATALOGUE / "djangojs.po")).find("Previewing…").msgstr
+    as_in_script = json.dumps(translated)  # the catalogue is JSON inside the script
+    assert chinese.status_code == 200
+    assert as_in_script in chinese.content.decode()
+    assert as_in_script not in english.content.decode()
 
 
 def test_api_messages_follow_the_language_and_codes_do_not(client, organisation, make_person):
@@ -189,3 +190,10 @@ def test_dingtalk_column_names_stay_as_the_export_writes_them():
     """The formats read DingTalk's own headers; the catalogue must not have them."""
     msgids = {entry.msgid for entry in entries("django")}
     assert not {"工号", "姓名", "日期", "上班1打卡时间"} & msgids
+
+
+def test_the_scripts_catalogue_is_revalidated_not_sent_again(db):
+    client = Client(headers={"accept-language": "zh-hans"})
+    first = client.get("/jsi18n/")
+    again = client.get("/jsi18n/", headers={"if-modified-since": first["Last-Modified"]})
+    assert first.status_code == 200 and again.status_code == 304
