@@ -92,7 +92,9 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        raise SystemExit(f"No chromium at {CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH.")
+        raise SystemExit(
+            f"No chromium at {CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH."
+        )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
     if not env.get("DATABASE_URL"):
         env["ATTENDANCE_DATA_DIR"] = str(ROOT / ".data" / "screenshots")
