@@ -86,7 +86,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_prometheus",
     "import_export",
-    "axes",
+    "attendance.apps.LoginLockoutsConfig",  # django-axes, named for the admin centre
     "csp",
     "common",
     "audit",
