@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -48,7 +48,9 @@ class BatchRoleInputSerializer(RoleInputSerializer):
 
     def validate(self, attrs):
         if not attrs.get("userIds") and not attrs.get("employeeNos"):
-            raise serializers.ValidationError({"userIds": ["Give userIds or employeeNos."]})
+            raise serializers.ValidationError(
+                {"userIds": [gettext("Give userIds or employeeNos.")]}
+            )
         return attrs
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -119,7 +120,7 @@ class RecordFilterSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
-            raise serializers.ValidationError({"to": ["Must not be before 'from'."]})
+            raise serializers.ValidationError({"to": [gettext("Must not be before 'from'.")]})
         return attrs
 
 

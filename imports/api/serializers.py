@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -64,10 +65,10 @@ class ImportSourceInputSerializer(StrictInputSerializer):
         has_text = attrs.get("csvText") is not None
         if has_file == has_text:
             raise serializers.ValidationError(
-                {"fileId": ["Give exactly one of fileId or csvText."]}
+                {"fileId": [gettext("Give exactly one of fileId or csvText.")]}
             )
         if len(attrs.get("mapping") or {}) > 200:  # maxProperties in the schema
-            raise serializers.ValidationError({"mapping": ["At most 200 columns."]})
+            raise serializers.ValidationError({"mapping": [gettext("At most 200 columns.")]})
         return attrs
 
 
