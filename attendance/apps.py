@@ -5,6 +5,8 @@ from django.utils.translation import gettext_noop
 
 
 class AttendanceConfig(AppConfig):
+    # This module also holds (and imports) django-axes' config: say which one is the app's.
+    default = True
     name = "attendance"
     verbose_name = _("Attendance")
 
