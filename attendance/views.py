@@ -467,13 +467,19 @@ def punch(request):
             "status": STATUS_LABELS.get(record.status, record.status),
         }
         if created:
-            text = _("Punched in at %(time)s. %(date)s: %(status)s.") if punched_in else None
-            text = text or _("Punched out at %(time)s. %(date)s: %(status)s.")
+            text = (
+                _("Punched in at %(time)s. %(date)s: %(status)s.")
+                if punched_in
+                else _("Punched out at %(time)s. %(date)s: %(status)s.")
+            )
             messages.success(request, text % values)
-        elif punched_in:
-            messages.info(request, _("That punch in at %(time)s was already recorded.") % values)
         else:
-            messages.info(request, _("That punch out at %(time)s was already recorded.") % values)
+            text = (
+                _("That punch in at %(time)s was already recorded.")
+                if punched_in
+                else _("That punch out at %(time)s was already recorded.")
+            )
+            messages.info(request, text % values)
     return redirect(_home_url())
 
 

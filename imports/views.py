@@ -21,9 +21,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from attendance.choices import RecordStatus
 from attendance.models import Employee
-from attendance.views import _clock, attendance_page
+from attendance.views import STATUS_LABELS, _clock, attendance_page
 from common import roles
 from common.exceptions import ApplicationError, NotFound
 from imports import selectors, services
@@ -51,7 +50,6 @@ EXPORTS = [
     ("anomalies", gettext_lazy("Anomalies (late, early, partial, absent)")),
 ]
 ACTION_LABELS = dict(ItemAction.choices)
-STATUS_LABELS = dict(RecordStatus.choices)
 ZERO_UUID = uuid.UUID(int=0)
 
 

@@ -85,8 +85,9 @@ def import_preview(*, actor, organisation: Organisation, options: ImportOptions)
     started = time.monotonic()
     with rolled_back_plan(organisation, options) as (engine, plan):
         items = engine.preview_items(options.preview_limit)
-        errors, errors_total = engine.issues(settings.IMPORT_ERRORS_LIMIT)
+        errors = engine.issues(settings.IMPORT_ERRORS_LIMIT)
         errors_by_code = engine.issue_counts()
+    errors_total = sum(group["count"] for group in errors_by_code)
     metrics.phase_finished(engine.fmt.name, "preview", time.monotonic() - started)
     return {
         "format": engine.fmt.name,

@@ -485,9 +485,8 @@ class ImportEngine:
         ) issues
         """  # noqa: S608
 
-    def issues(self, limit: int | None) -> tuple[list[dict], int]:
-        self.cursor.execute(f"SELECT count(*) FROM ({self.issues_sql}) counted")  # noqa: S608
-        total = self.cursor.fetchone()[0]
+    def issues(self, limit: int | None) -> list[dict]:
+        """The first ``limit`` issues in row order (their total is in :meth:`issue_counts`)."""
         limit_sql = "LIMIT %(limit)s" if limit is not None else ""
         self.cursor.execute(
             f"{self.issues_sql} ORDER BY row_no, code {limit_sql}",
@@ -497,7 +496,7 @@ class ImportEngine:
             {"row": row_no, "column": column, "code": code, "message": message}
             for row_no, column, code, message, _action, _ref in self.cursor.fetchall()
         ]
-        return errors, total
+        return errors
 
     def issue_counts(self) -> list[dict]:
         """How many rows each code holds, over the whole file, most first."""

@@ -570,7 +570,7 @@
 
   // --- problems: counted by kind (over the whole file), listed 50 a page ---------------------
   const ERRORS_PAGE = 50;
-  const problems = { rows: [], code: "", page: 0 };
+  const problems = { rows: [], total: 0, code: "", page: 0 };
 
   function showProblems(data) {
     const total = data.errorsTotal ?? data.errors.length;
@@ -600,9 +600,9 @@
       ),
     );
     problems.rows = data.errors;
+    problems.total = total;
     problems.code = "";
     problems.page = 0;
-    problems.more = total - data.errors.length;
     showProblemPage();
   }
 
@@ -633,9 +633,11 @@
     $("errors-prev").disabled = problems.page === 0;
     $("errors-next").disabled = problems.page >= pages - 1;
     $("errors-pager").hidden = rows.length <= ERRORS_PAGE;
-    $("errors-more").hidden = !(problems.more > 0);
-    $("errors-more").textContent =
-      problems.more > 0 ? f(gettext("The first %(shown)s problems are listed here; the CSV holds all %(count)s."), { shown: number(problems.rows.length), count: number(problems.rows.length + problems.more) }) : "";
+    const listedAll = problems.total <= problems.rows.length;
+    $("errors-more").hidden = listedAll;
+    $("errors-more").textContent = listedAll
+      ? ""
+      : f(gettext("The first %(shown)s problems are listed here; the CSV holds all %(count)s."), { shown: number(problems.rows.length), count: number(problems.total) });
   }
 
   $("errors-prev").addEventListener("click", () => {

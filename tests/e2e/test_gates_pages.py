@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.e2e.test_today_and_phones import PHONE, assert_fits
 from tests.gates.test_api import seed_run
 
 pytestmark = pytest.mark.e2e
@@ -149,10 +150,7 @@ def test_an_admin_reads_the_gates_and_the_decision(seeded, new_page, screenshot)
 def test_the_gates_pages_fit_a_phone(seeded, new_page, path):
     """At 375 px the page itself never scrolls sideways: wide tables scroll in their card."""
     page = new_page()
-    page.set_viewport_size({"width": 375, "height": 740})
+    page.set_viewport_size(PHONE)
     log_in(page)
     page.goto(f"/gates/runs/{seeded['drill'].pk}/" if path == "run" else path)
-    sizes = page.evaluate(
-        "() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})"
-    )
-    assert sizes["scroll"] <= sizes["inner"], sizes
+    assert_fits(page, path)

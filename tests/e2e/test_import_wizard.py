@@ -14,6 +14,7 @@ import pytest
 from attendance.models import AttendanceRecord
 from imports.models import ImportBatch, ImportJob
 from tests.conftest import PASSWORD
+from tests.e2e.test_today_and_phones import PHONE, assert_fits
 from tests.support import start_celery_worker
 
 pytestmark = pytest.mark.e2e
@@ -193,10 +194,10 @@ def test_importer_uploads_previews_commits_and_rolls_back(
     screenshot(page, "import-rolled-back")
 
     # The report and the history on a phone: wide tables scroll in their card, not the page.
-    page.set_viewport_size({"width": 375, "height": 740})
+    page.set_viewport_size(PHONE)
     for url in (page.url, "/imports/batches/"):
         page.goto(url)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), url
+        assert_fits(page, url)
 
 
 def test_mapping_preview_errors_and_their_csv(importer, people_to_import, new_page, tmp_path):
@@ -327,9 +328,9 @@ def test_a_preview_that_skips_every_row_says_why_and_offers_no_commit(
 
 def test_the_wizard_fits_a_phone(importer, new_page):
     page = new_page()
-    page.set_viewport_size({"width": 375, "height": 800})
+    page.set_viewport_size(PHONE)
     preview_the_sample(page)
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert_fits(page, "the wizard's preview")
     # Every tile keeps its figure inside it.
     overflowing = page.evaluate(
         """() => [...document.querySelectorAll('#preview-stats .stat')]
